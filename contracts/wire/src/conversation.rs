@@ -1,0 +1,81 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Cost, FinishReason, Id, Usage};
+
+/// The workspace every conversation belongs to unless told otherwise; it cannot be deleted.
+pub const DEFAULT_WORKSPACE_ID: &str = "default";
+
+/// Lifecycle of a conversation as frontends show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConversationStatus {
+    /// A turn is running.
+    Active,
+    /// Open, no turn running.
+    Idle,
+    /// Closed by a person (a closed tab); reopened by the next message.
+    Closed,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationMeta {
+    pub id: Id,
+    /// From the first user message (at most 80 characters) unless set explicitly.
+    pub title: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub last_activity_at: i64,
+    pub status: ConversationStatus,
+    pub workspace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The archive holding this conversation's history before its last compaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted_from: Option<Id>,
+}
+
+/// A named group of conversations with a default working directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    /// A slug: lowercase letters, digits and `-`, 1 to 64 characters.
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_cwd: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepMetrics {
+    pub step_id: Id,
+    pub step_index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ms: Option<u64>,
+    pub gen_total_ms: u64,
+    pub usage: Usage,
+}
+
+/// Token and timing record of one finished turn, persisted and replayable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnMetrics {
+    pub turn_id: Id,
+    pub model: String,
+    pub finish_reason: FinishReason,
+    pub started_at: i64,
+    pub duration_ms: u64,
+    pub usage: Usage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_size: Option<u64>,
+    pub steps: Vec<StepMetrics>,
+}
