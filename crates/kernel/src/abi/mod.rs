@@ -1,0 +1,21 @@
+//! The ABI: every trait and type extensions program against.
+//!
+//! Traits that cross a crate line live here (rule: traits live in the kernel). Service traits
+//! of extensions (conversation store, exec backend, ...) are added here as their issues land.
+
+mod extension;
+mod message;
+mod provider;
+mod time;
+mod tool;
+mod turn;
+
+pub use extension::{Capability, Extension, Manifest, Tier};
+pub use message::Message;
+pub use provider::{Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason};
+pub use time::{Clock, Sleeper};
+pub use tool::{Tool, ToolCtx, ToolError, ToolOutput, ToolOutputSink, ToolSpec};
+pub use turn::{
+    EventSink, Pricing, RetryPolicy, SteeringSource, StepRecord, StepSink, StepTiming, ToolsFilterCtx,
+    TOOLS_FILTER,
+};
