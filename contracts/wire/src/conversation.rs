@@ -16,7 +16,10 @@ pub enum ConversationStatus {
     Idle,
     /// Closed by a person (a closed tab); reopened by the next message.
     Closed,
+    /// A status this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 

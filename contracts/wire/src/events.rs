@@ -19,7 +19,10 @@ pub enum FinishReason {
     Error,
     /// Stopped by a person, a client or shutdown.
     Aborted,
+    /// A reason this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 
@@ -29,7 +32,10 @@ pub enum FinishReason {
 pub enum OutputStream {
     Stdout,
     Stderr,
+    /// A stream this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 
@@ -179,7 +185,9 @@ pub enum AgentEvent {
         last_seq: Option<u64>,
     },
     /// An event type this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 

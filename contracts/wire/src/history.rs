@@ -50,7 +50,9 @@ pub enum Chunk {
         code: Option<String>,
     },
     /// A chunk kind this build does not know (written by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 

@@ -9,12 +9,15 @@
 //! of [`WIRE_VERSION`].
 //!
 //! This crate must never contain logic, I/O, or a dependency beyond serde, serde_json and
-//! schemars. Enums parsed from a peer that may be newer than us carry an `Unknown` fallback.
+//! schemars; the one exception is [`schema`], which lists the schema files and renders their
+//! bytes and version lock (still no I/O). Enums parsed from a peer that may be newer than us
+//! carry an `Unknown` fallback, parse-only and left out of the schemas.
 
 mod conversation;
 mod events;
 mod history;
 mod model;
+pub mod schema;
 mod surface;
 mod transport;
 mod usage;

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum SurfaceScope {
     Global,
     Conversation,
+    /// A scope this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 
@@ -60,6 +63,9 @@ pub enum SurfaceField {
         renderer_id: String,
         data: serde_json::Value,
     },
+    /// A field kind this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }

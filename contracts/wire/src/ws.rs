@@ -47,7 +47,10 @@ pub enum WsClientMessage {
         #[serde(default)]
         value: serde_json::Value,
     },
+    /// A message type this build does not know (sent by a newer client).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
 
@@ -96,6 +99,9 @@ pub enum WsServerMessage {
         conversation_id: Option<Id>,
         surface: SurfaceSpec,
     },
+    /// A message type this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
     #[serde(other)]
+    #[schemars(skip)]
     Unknown,
 }
