@@ -1,1 +1,140 @@
-fn main() {}
+//! `dispatch-server`: the thin host binary. Reads `dispatch.toml` and the environment, builds
+//! [`CORE_EXTENSIONS`], activates them in dependency order, and deactivates them in reverse on
+//! SIGINT/SIGTERM. It holds no logic of its own beyond wiring: everything else is an extension.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use dispatch_kernel::abi::Extension;
+use dispatch_kernel::host::{ExtensionState, Host};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::FileConfig;
+
+/// Every extension the server runs, as constructors. Order is only the tie-break of the
+/// dependency sort (rule: one explicit list, no registration magic).
+pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] =
+    &[|| Arc::new(dispatch_clock::ClockExtension)];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dispatch-server",
+    version,
+    about = "A personal backend for LLM coding agents"
+)]
+struct Cli {
+    /// Path of dispatch.toml (default: ./dispatch.toml, then ~/.config/dispatch/dispatch.toml).
+    #[arg(long, env = "DISPATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print each extension's id, version, tier and state, then exit.
+    #[arg(long)]
+    list_extensions: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("dispatch-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (config, path) = FileConfig::load(cli.config.as_deref())?;
+    init_logging(config.host.log.as_deref());
+    let extensions: Vec<Arc<dyn Extension>> = CORE_EXTENSIONS.iter().map(|make| make()).collect();
+    let mut host = Host::new(extensions, config.host_config())?;
+    if cli.list_extensions {
+        host.plan()?;
+        print!("{}", extension_table(&host));
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(host, path))
+}
+
+async fn serve(mut host: Host, config_path: Option<PathBuf>) -> Result<()> {
+    tracing::info!(
+        config = %config_path.as_deref().map_or("(defaults)".into(), |p| p.display().to_string()),
+        version = env!("CARGO_PKG_VERSION"),
+        "Dispatch starting"
+    );
+    let report = host.activate().await?;
+    for (id, reason) in &report.disabled {
+        tracing::warn!(ext = %id, reason = %reason, "Extension disabled");
+    }
+    tracing::info!(order = %report.activated.join(" -> "), "Dispatch ready");
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, "Dispatch shutting down");
+    let failures = host.deactivate().await;
+    tracing::info!(failures = failures.len(), "Dispatch stopped");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot watch SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+fn init_logging(config_filter: Option<&str>) {
+    let filter = std::env::var("DISPATCH_LOG")
+        .ok()
+        .or_else(|| config_filter.map(str::to_string))
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|err| {
+        eprintln!("dispatch-server: invalid log filter `{filter}` ({err}); using `info`");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn extension_table(host: &Host) -> String {
+    let mut out = format!("{:<28} {:<10} {:<9} {}\n", "ID", "VERSION", "TIER", "STATE");
+    for s in host.statuses() {
+        let state = match &s.state {
+            ExtensionState::Pending => "enabled".to_string(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!(
+            "{:<28} {:<10} {:<9} {}\n",
+            s.id,
+            s.version.to_string(),
+            s.tier.to_string(),
+            state
+        ));
+    }
+    out
+}

@@ -5,9 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use dispatch_kernel::abi::{Capability, Extension, Manifest, Tool, ToolCtx, ToolError, ToolOutput, ToolSpec};
+use dispatch_kernel::abi::{
+    Capability, Extension, Manifest, Tool, ToolCtx, ToolError, ToolOutput, ToolSpec,
+};
 use dispatch_kernel::host::{
-    CapabilityGrants, ExtensionState, FilterKey, Host, HostApi, HookKey, ServiceKey, filter_fn, hook_fn,
+    CapabilityGrants, ExtensionState, FilterKey, HookKey, Host, HostApi, ServiceKey, filter_fn,
+    hook_fn,
 };
 use dispatch_kernel::{BoxError, Error};
 use pretty_assertions::assert_eq;
@@ -74,11 +77,19 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture { log: Log::default(), exts: Vec::new() }
+        Fixture {
+            log: Log::default(),
+            exts: Vec::new(),
+        }
     }
 
     fn add(&mut self, manifest: String, behaviour: Behaviour) -> &mut Fixture {
-        self.exts.push(Arc::new(TestExt { manifest, behaviour, log: self.log.clone(), on_activate: None }));
+        self.exts.push(Arc::new(TestExt {
+            manifest,
+            behaviour,
+            log: self.log.clone(),
+            on_activate: None,
+        }));
         self
     }
 
@@ -108,20 +119,47 @@ impl Fixture {
 #[tokio::test]
 async fn activates_in_topological_order_ties_by_list_position_and_deactivates_in_reverse() {
     let mut f = Fixture::new();
-    f.add(manifest("transport", "core", &[("store", "^0.1"), ("orchestrator", "^0.1")], &[]), Behaviour::Ok)
-        .add(manifest("orchestrator", "core", &[("store", "^0.1")], &[]), Behaviour::Ok)
-        .add(manifest("zeta", "standard", &[], &[]), Behaviour::Ok)
-        .add(manifest("store", "core", &[], &[]), Behaviour::Ok);
+    f.add(
+        manifest(
+            "transport",
+            "core",
+            &[("store", "^0.1"), ("orchestrator", "^0.1")],
+            &[],
+        ),
+        Behaviour::Ok,
+    )
+    .add(
+        manifest("orchestrator", "core", &[("store", "^0.1")], &[]),
+        Behaviour::Ok,
+    )
+    .add(manifest("zeta", "standard", &[], &[]), Behaviour::Ok)
+    .add(manifest("store", "core", &[], &[]), Behaviour::Ok);
     let mut host = f.host();
     let report = host.activate().await.unwrap();
-    assert_eq!(report.activated, ["zeta", "store", "orchestrator", "transport"]);
+    assert_eq!(
+        report.activated,
+        ["zeta", "store", "orchestrator", "transport"]
+    );
     assert!(report.disabled.is_empty());
     assert!(host.deactivate().await.is_empty());
     assert_eq!(
         f.log(),
-        ["+zeta", "+store", "+orchestrator", "+transport", "-transport", "-orchestrator", "-store", "-zeta"]
+        [
+            "+zeta",
+            "+store",
+            "+orchestrator",
+            "+transport",
+            "-transport",
+            "-orchestrator",
+            "-store",
+            "-zeta"
+        ]
     );
-    assert!(host.statuses().iter().all(|s| s.state == ExtensionState::Deactivated));
+    assert!(
+        host.statuses()
+            .iter()
+            .all(|s| s.state == ExtensionState::Deactivated)
+    );
     assert!(host.root_token().is_cancelled());
 }
 
@@ -130,25 +168,47 @@ async fn a_cycle_is_refused_naming_its_members() {
     let mut f = Fixture::new();
     f.add(manifest("a", "core", &[("b", "^0.1")], &[]), Behaviour::Ok)
         .add(manifest("b", "core", &[("c", "^0.1")], &[]), Behaviour::Ok)
-        .add(manifest("c", "standard", &[("a", "^0.1")], &[]), Behaviour::Ok)
+        .add(
+            manifest("c", "standard", &[("a", "^0.1")], &[]),
+            Behaviour::Ok,
+        )
         .add(manifest("d", "core", &[], &[]), Behaviour::Ok);
     let err = f.host().activate().await.unwrap_err();
-    assert_eq!(err, Error::Cycle { members: vec!["a".into(), "b".into(), "c".into(), "a".into()] });
+    assert_eq!(
+        err,
+        Error::Cycle {
+            members: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+        }
+    );
     assert_eq!(err.to_string(), "dependency cycle: a -> b -> c -> a");
-    assert!(f.log().is_empty(), "nothing activates when the graph is invalid");
+    assert!(
+        f.log().is_empty(),
+        "nothing activates when the graph is invalid"
+    );
 }
 
 #[tokio::test]
 async fn a_self_dependency_is_a_cycle() {
     let mut f = Fixture::new();
-    f.add(manifest("a", "standard", &[("a", "^0.1")], &[]), Behaviour::Ok);
-    assert_eq!(f.host().plan().unwrap_err(), Error::Cycle { members: vec!["a".into(), "a".into()] });
+    f.add(
+        manifest("a", "standard", &[("a", "^0.1")], &[]),
+        Behaviour::Ok,
+    );
+    assert_eq!(
+        f.host().plan().unwrap_err(),
+        Error::Cycle {
+            members: vec!["a".into(), "a".into()]
+        }
+    );
 }
 
 #[tokio::test]
 async fn a_missing_dependency_stops_boot_for_core_and_disables_standard() {
     let mut f = Fixture::new();
-    f.add(manifest("a", "core", &[("ghost", "^1")], &[]), Behaviour::Ok);
+    f.add(
+        manifest("a", "core", &[("ghost", "^1")], &[]),
+        Behaviour::Ok,
+    );
     let err = f.host().activate().await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -156,14 +216,20 @@ async fn a_missing_dependency_stops_boot_for_core_and_disables_standard() {
     );
 
     let mut f = Fixture::new();
-    f.add(manifest("a", "standard", &[("ghost", "^1")], &[]), Behaviour::Ok)
-        .add(manifest("b", "core", &[], &[]), Behaviour::Ok);
+    f.add(
+        manifest("a", "standard", &[("ghost", "^1")], &[]),
+        Behaviour::Ok,
+    )
+    .add(manifest("b", "core", &[], &[]), Behaviour::Ok);
     let mut host = f.host();
     let report = host.activate().await.unwrap();
     assert_eq!(report.activated, ["b"]);
     assert_eq!(
         report.disabled,
-        [("a".to_string(), "extension `a` depends on `ghost` (^1), which is not installed".to_string())]
+        [(
+            "a".to_string(),
+            "extension `a` depends on `ghost` (^1), which is not installed".to_string()
+        )]
     );
 }
 
@@ -171,7 +237,10 @@ async fn a_missing_dependency_stops_boot_for_core_and_disables_standard() {
 async fn a_semver_mismatch_is_reported_with_both_versions() {
     let mut f = Fixture::new();
     f.add(manifest("store", "core", &[], &[]), Behaviour::Ok)
-        .add(manifest("orchestrator", "core", &[("store", "^2.0")], &[]), Behaviour::Ok);
+        .add(
+            manifest("orchestrator", "core", &[("store", "^2.0")], &[]),
+            Behaviour::Ok,
+        );
     let err = f.host().activate().await.unwrap_err();
     assert_eq!(
         err,
@@ -185,7 +254,11 @@ async fn a_semver_mismatch_is_reported_with_both_versions() {
             }),
         }
     );
-    assert_eq!(f.log(), Vec::<String>::new(), "boot refused before activation");
+    assert_eq!(
+        f.log(),
+        Vec::<String>::new(),
+        "boot refused before activation"
+    );
 }
 
 #[tokio::test]
@@ -196,14 +269,18 @@ async fn a_kernel_api_mismatch_is_refused() {
     let report = host.activate().await.unwrap();
     assert_eq!(
         report.disabled,
-        [("old".to_string(), "extension `old` requires kernel API ^0.1, this kernel is 1.0.0".to_string())]
+        [(
+            "old".to_string(),
+            "extension `old` requires kernel API ^0.1, this kernel is 1.0.0".to_string()
+        )]
     );
 }
 
 #[tokio::test]
 async fn a_duplicate_id_is_refused() {
     let mut f = Fixture::new();
-    f.add(manifest("a", "core", &[], &[]), Behaviour::Ok).add(manifest("a", "standard", &[], &[]), Behaviour::Ok);
+    f.add(manifest("a", "core", &[], &[]), Behaviour::Ok)
+        .add(manifest("a", "standard", &[], &[]), Behaviour::Ok);
     let err = Host::new(f.exts.clone(), Default::default()).err().unwrap();
     assert_eq!(err, Error::DuplicateId { id: "a".into() });
 }
@@ -211,10 +288,19 @@ async fn a_duplicate_id_is_refused() {
 #[tokio::test]
 async fn an_invalid_manifest_is_refused_with_the_parse_error() {
     let mut f = Fixture::new();
-    f.add("id = \"x\"\nversion = \"one\"\nkernel = \"^0.1\"\ntier = \"core\"\n".into(), Behaviour::Ok);
+    f.add(
+        "id = \"x\"\nversion = \"one\"\nkernel = \"^0.1\"\ntier = \"core\"\n".into(),
+        Behaviour::Ok,
+    );
     let err = Host::new(f.exts.clone(), Default::default()).err().unwrap();
-    assert!(matches!(err, Error::Manifest { ref message } if message.contains("version")), "{err}");
-    let err = Manifest::parse("id = \"Bad_Id\"\nversion = \"0.1.0\"\nkernel = \"^0.1\"\ntier = \"core\"\n").unwrap_err();
+    assert!(
+        matches!(err, Error::Manifest { ref message } if message.contains("version")),
+        "{err}"
+    );
+    let err = Manifest::parse(
+        "id = \"Bad_Id\"\nversion = \"0.1.0\"\nkernel = \"^0.1\"\ntier = \"core\"\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("Bad_Id"), "{err}");
     let err = Manifest::parse("id = \"x\"\nversion = \"0.1.0\"\nkernel = \"^0.1\"\ntier = \"core\"\ncapabilities = [\"teleport\"]\n").unwrap_err();
     assert!(err.to_string().contains("teleport"), "{err}");
@@ -229,45 +315,85 @@ async fn a_capability_the_config_does_not_grant_is_refused() {
     let mut f = Fixture::new();
     f.add(manifest("shell-ok", "core", &[], &["shell"]), Behaviour::Ok)
         .add(manifest("files", "core", &[], &["fs"]), Behaviour::Ok)
-        .add(manifest("shell-no", "standard", &[], &["fs", "shell"]), Behaviour::Ok);
-    let mut host = Host::new(f.exts.clone(), dispatch_kernel::host::HostConfig { grants: grants.clone(), ..Default::default() }).unwrap();
+        .add(
+            manifest("shell-no", "standard", &[], &["fs", "shell"]),
+            Behaviour::Ok,
+        );
+    let mut host = Host::new(
+        f.exts.clone(),
+        dispatch_kernel::host::HostConfig {
+            grants: grants.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let report = host.activate().await.unwrap();
     assert_eq!(report.activated, ["shell-ok", "files"]);
     assert_eq!(
         report.disabled,
         [(
             "shell-no".to_string(),
-            "extension `shell-no` needs capability `shell`, which the host config does not grant".to_string()
+            "extension `shell-no` needs capability `shell`, which the host config does not grant"
+                .to_string()
         )]
     );
 
     let mut f = Fixture::new();
     f.add(manifest("net", "core", &[], &["network"]), Behaviour::Ok);
-    let err = Host::new(f.exts.clone(), dispatch_kernel::host::HostConfig { grants, ..Default::default() })
-        .unwrap()
-        .activate()
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::CoreFailed { ref cause, .. } if matches!(**cause, Error::CapabilityDenied { capability: Capability::Network, .. })));
+    let err = Host::new(
+        f.exts.clone(),
+        dispatch_kernel::host::HostConfig {
+            grants,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .activate()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::CoreFailed { ref cause, .. } if matches!(**cause, Error::CapabilityDenied { capability: Capability::Network, .. }))
+    );
 }
 
 #[tokio::test]
 async fn a_failing_standard_extension_is_disabled_with_its_dependents() {
     let mut f = Fixture::new();
     f.add(manifest("base", "core", &[], &[]), Behaviour::Ok)
-        .add(manifest("flaky", "standard", &[("base", "^0.1")], &[]), Behaviour::Fail)
-        .add(manifest("uses-flaky", "standard", &[("flaky", "^0.1")], &[]), Behaviour::Ok)
-        .add(manifest("uses-uses", "standard", &[("uses-flaky", "^0.1")], &[]), Behaviour::Ok)
+        .add(
+            manifest("flaky", "standard", &[("base", "^0.1")], &[]),
+            Behaviour::Fail,
+        )
+        .add(
+            manifest("uses-flaky", "standard", &[("flaky", "^0.1")], &[]),
+            Behaviour::Ok,
+        )
+        .add(
+            manifest("uses-uses", "standard", &[("uses-flaky", "^0.1")], &[]),
+            Behaviour::Ok,
+        )
         .add(manifest("panicky", "standard", &[], &[]), Behaviour::Panic)
-        .add(manifest("fine", "standard", &[("base", "^0.1")], &[]), Behaviour::Ok);
+        .add(
+            manifest("fine", "standard", &[("base", "^0.1")], &[]),
+            Behaviour::Ok,
+        );
     let mut host = f.host();
     let report = host.activate().await.unwrap();
     assert_eq!(report.activated, ["base", "fine"]);
     let disabled: Vec<&str> = report.disabled.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(disabled, ["flaky", "uses-flaky", "uses-uses", "panicky"]);
-    assert_eq!(report.disabled[0].1, "extension `flaky` failed to activate: boom");
-    assert_eq!(report.disabled[1].1, "extension `uses-flaky` depends on `flaky` (^0.1), which is disabled");
-    assert_eq!(report.disabled[3].1, "extension `panicky` failed to activate: panicked: kaboom");
+    assert_eq!(
+        report.disabled[0].1,
+        "extension `flaky` failed to activate: boom"
+    );
+    assert_eq!(
+        report.disabled[1].1,
+        "extension `uses-flaky` depends on `flaky` (^0.1), which is disabled"
+    );
+    assert_eq!(
+        report.disabled[3].1,
+        "extension `panicky` failed to activate: panicked: kaboom"
+    );
     // Dependents never ran.
     assert_eq!(f.log(), ["+base", "+flaky", "+panicky", "+fine"]);
 }
@@ -281,7 +407,10 @@ async fn a_failing_core_extension_stops_boot_and_unwinds_what_was_activated() {
         .add(manifest("four", "core", &[], &[]), Behaviour::Ok);
     let mut host = f.host();
     let err = host.activate().await.unwrap_err();
-    assert_eq!(err.to_string(), "core extension `three` cannot run: extension `three` failed to activate: boom");
+    assert_eq!(
+        err.to_string(),
+        "core extension `three` cannot run: extension `three` failed to activate: boom"
+    );
     assert_eq!(f.log(), ["+one", "+two", "+three", "-two", "-one"]);
 }
 
@@ -308,7 +437,10 @@ async fn services_are_typed_and_a_missing_one_is_an_error() {
     // The consumer activates first (no dependency) and looks the service up lazily.
     f.add_with(manifest("consumer", "standard", &[], &[]), move |host| {
         let err = host.service(&GREETER).err().unwrap();
-        assert_eq!(err.to_string(), "service `test.greeter` requested by `consumer` is not provided");
+        assert_eq!(
+            err.to_string(),
+            "service `test.greeter` requested by `consumer` is not provided"
+        );
         *seen2.lock().unwrap() = Some(host.services());
         Ok(())
     })
@@ -324,10 +456,16 @@ async fn services_are_typed_and_a_missing_one_is_an_error() {
     assert_eq!(services.get(&GREETER).unwrap().greet(), "hello");
     assert_eq!(
         services.get(&GREETER_AS_STRING).err().unwrap(),
-        Error::ServiceType { key: "test.greeter", requested_by: "consumer".into() }
+        Error::ServiceType {
+            key: "test.greeter",
+            requested_by: "consumer".into()
+        }
     );
     host.deactivate().await;
-    assert!(matches!(services.get(&GREETER), Err(Error::MissingService { .. })), "gone after deactivation");
+    assert!(
+        matches!(services.get(&GREETER), Err(Error::MissingService { .. })),
+        "gone after deactivation"
+    );
 }
 
 const GREETED: HookKey<String> = HookKey::new("test.greeted");
@@ -339,30 +477,45 @@ async fn hooks_run_in_registration_order_and_isolate_failures() {
     let mut f = Fixture::new();
     f.add_with(manifest("listeners", "standard", &[], &[]), move |host| {
         let c1 = c1.clone();
-        host.on(&GREETED, Arc::new(hook_fn(move |p: &String| {
-            c1.lock().unwrap().push(format!("first {p}"));
-            Err("first fails".into())
-        })));
-        host.on(&GREETED, Arc::new(hook_fn(|_: &String| panic!("second panics"))));
+        host.on(
+            &GREETED,
+            Arc::new(hook_fn(move |p: &String| {
+                c1.lock().unwrap().push(format!("first {p}"));
+                Err("first fails".into())
+            })),
+        );
+        host.on(
+            &GREETED,
+            Arc::new(hook_fn(|_: &String| panic!("second panics"))),
+        );
         let c2 = c2.clone();
-        host.on(&GREETED, Arc::new(hook_fn(move |p: &String| {
-            c2.lock().unwrap().push(format!("third {p}"));
-            Ok(())
-        })));
+        host.on(
+            &GREETED,
+            Arc::new(hook_fn(move |p: &String| {
+                c2.lock().unwrap().push(format!("third {p}"));
+                Ok(())
+            })),
+        );
         Ok(())
     })
     .add_with(manifest("late", "standard", &[], &[]), move |host| {
         let c3 = c3.clone();
-        host.on(&GREETED, Arc::new(hook_fn(move |p: &String| {
-            c3.lock().unwrap().push(format!("late {p}"));
-            Ok(())
-        })));
+        host.on(
+            &GREETED,
+            Arc::new(hook_fn(move |p: &String| {
+                c3.lock().unwrap().push(format!("late {p}"));
+                Ok(())
+            })),
+        );
         Ok(())
     });
     let mut host = f.host();
     host.activate().await.unwrap();
     host.bus().emit(&GREETED, "bob".to_string()).await;
-    assert_eq!(*calls.lock().unwrap(), ["first bob", "third bob", "late bob"]);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["first bob", "third bob", "late bob"]
+    );
     assert_eq!(host.counts(Some("listeners")).hooks, 3);
     host.deactivate().await;
     assert_eq!(host.counts(None), Default::default());
@@ -374,24 +527,45 @@ const WORDS: FilterKey<Vec<String>, String> = FilterKey::new("test.words");
 async fn filters_apply_by_priority_then_registration_and_skip_a_panicking_one() {
     let mut f = Fixture::new();
     f.add_with(manifest("filters", "standard", &[], &[]), |host| {
-        host.add_filter(&WORDS, 10, Arc::new(filter_fn(|mut v: Vec<String>, ctx: &String| {
-            v.push(format!("p10-{ctx}"));
-            v
-        })));
-        host.add_filter(&WORDS, -5, Arc::new(filter_fn(|mut v: Vec<String>, _: &String| {
-            v.push("p-5".into());
-            v
-        })));
-        host.add_filter(&WORDS, 10, Arc::new(filter_fn(|_: Vec<String>, _: &String| -> Vec<String> { panic!("bad filter") })));
-        host.add_filter(&WORDS, 10, Arc::new(filter_fn(|mut v: Vec<String>, _: &String| {
-            v.push("p10-last".into());
-            v
-        })));
+        host.add_filter(
+            &WORDS,
+            10,
+            Arc::new(filter_fn(|mut v: Vec<String>, ctx: &String| {
+                v.push(format!("p10-{ctx}"));
+                v
+            })),
+        );
+        host.add_filter(
+            &WORDS,
+            -5,
+            Arc::new(filter_fn(|mut v: Vec<String>, _: &String| {
+                v.push("p-5".into());
+                v
+            })),
+        );
+        host.add_filter(
+            &WORDS,
+            10,
+            Arc::new(filter_fn(|_: Vec<String>, _: &String| -> Vec<String> {
+                panic!("bad filter")
+            })),
+        );
+        host.add_filter(
+            &WORDS,
+            10,
+            Arc::new(filter_fn(|mut v: Vec<String>, _: &String| {
+                v.push("p10-last".into());
+                v
+            })),
+        );
         Ok(())
     });
     let mut host = f.host();
     host.activate().await.unwrap();
-    let out = host.filters().apply(&WORDS, vec!["start".into()], &"x".to_string()).await;
+    let out = host
+        .filters()
+        .apply(&WORDS, vec!["start".into()], &"x".to_string())
+        .await;
     assert_eq!(out, ["start", "p-5", "p10-x", "p10-last"]);
 }
 
@@ -423,16 +597,34 @@ async fn tools_are_checked_against_declared_capabilities_and_names() {
     let results = Log::default();
     let (r1, r2) = (results.clone(), results.clone());
     let mut f = Fixture::new();
-    f.add_with(manifest("no-shell", "standard", &[], &["fs"]), move |host| {
-        r1.lock().unwrap().push(host.register_tool(shell_tool("run_shell")).unwrap_err().to_string());
-        Ok(())
-    })
-    .add_with(manifest("with-shell", "standard", &[], &["shell"]), move |host| {
-        host.register_tool(shell_tool("run_shell"))?;
-        r2.lock().unwrap().push(host.register_tool(shell_tool("run_shell")).unwrap_err().to_string());
-        r2.lock().unwrap().push(host.register_tool(shell_tool("bad name!")).unwrap_err().to_string());
-        Ok(())
-    });
+    f.add_with(
+        manifest("no-shell", "standard", &[], &["fs"]),
+        move |host| {
+            r1.lock().unwrap().push(
+                host.register_tool(shell_tool("run_shell"))
+                    .unwrap_err()
+                    .to_string(),
+            );
+            Ok(())
+        },
+    )
+    .add_with(
+        manifest("with-shell", "standard", &[], &["shell"]),
+        move |host| {
+            host.register_tool(shell_tool("run_shell"))?;
+            r2.lock().unwrap().push(
+                host.register_tool(shell_tool("run_shell"))
+                    .unwrap_err()
+                    .to_string(),
+            );
+            r2.lock().unwrap().push(
+                host.register_tool(shell_tool("bad name!"))
+                    .unwrap_err()
+                    .to_string(),
+            );
+            Ok(())
+        },
+    );
     let mut host = f.host();
     host.activate().await.unwrap();
     assert_eq!(
@@ -443,7 +635,12 @@ async fn tools_are_checked_against_declared_capabilities_and_names() {
             "tool name `bad name!` from `with-shell` must match [a-zA-Z0-9_-]{1,64}",
         ]
     );
-    let names: Vec<String> = host.catalog().tools().iter().map(|t| t.spec().name.clone()).collect();
+    let names: Vec<String> = host
+        .catalog()
+        .tools()
+        .iter()
+        .map(|t| t.spec().name.clone())
+        .collect();
     assert_eq!(names, ["run_shell"]);
     host.deactivate().await;
     assert!(host.catalog().tools().is_empty());
@@ -486,17 +683,34 @@ async fn each_extension_gets_its_own_config_table() {
         Ok(())
     });
     let mut config = dispatch_kernel::host::HostConfig::default();
-    config.extensions.insert("tool-shell".into(), toml::from_str("shell = \"/bin/zsh\"").unwrap());
-    config.extensions.insert("other".into(), toml::from_str("secret = 1").unwrap());
+    config.extensions.insert(
+        "tool-shell".into(),
+        toml::from_str("shell = \"/bin/zsh\"").unwrap(),
+    );
+    config
+        .extensions
+        .insert("other".into(), toml::from_str("secret = 1").unwrap());
     let mut host = Host::new(f.exts.clone(), config).unwrap();
     host.activate().await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), ["ShellConfig { timeout_secs: 120, shell: Some(\"/bin/zsh\") }"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["ShellConfig { timeout_secs: 120, shell: Some(\"/bin/zsh\") }"]
+    );
 
     let mut config = dispatch_kernel::host::HostConfig::default();
-    config.extensions.insert("tool-shell".into(), toml::from_str("timeout_secs = \"soon\"").unwrap());
+    config.extensions.insert(
+        "tool-shell".into(),
+        toml::from_str("timeout_secs = \"soon\"").unwrap(),
+    );
     let mut host = Host::new(f.exts.clone(), config).unwrap();
     let report = host.activate().await.unwrap();
-    assert!(report.disabled[0].1.contains("invalid config for extension `tool-shell`"), "{:?}", report.disabled);
+    assert!(
+        report.disabled[0]
+            .1
+            .contains("invalid config for extension `tool-shell`"),
+        "{:?}",
+        report.disabled
+    );
 }
 
 #[tokio::test]
@@ -552,7 +766,9 @@ mod span {
         fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
             let mut v = ExtVisitor(None);
             attrs.record(&mut v);
-            if let Some(ext) = v.0.filter(|_| attrs.metadata().fields().field("ext").is_some()) {
+            if let Some(ext) =
+                v.0.filter(|_| attrs.metadata().fields().field("ext").is_some())
+            {
                 self.spans.lock().unwrap().insert(id.into_u64(), ext);
             }
         }
@@ -561,10 +777,15 @@ mod span {
             let mut v = ExtVisitor(None);
             event.record(&mut v);
             let spans = self.spans.lock().unwrap();
-            let ext = ctx
-                .event_scope(event)
-                .and_then(|scope| scope.into_iter().find_map(|s| spans.get(&s.id().into_u64()).cloned()));
-            self.events.lock().unwrap().push((v.0.unwrap_or_default(), ext));
+            let ext = ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|s| spans.get(&s.id().into_u64()).cloned())
+            });
+            self.events
+                .lock()
+                .unwrap()
+                .push((v.0.unwrap_or_default(), ext));
         }
     }
 }
@@ -575,7 +796,9 @@ fn activation_runs_inside_a_span_carrying_the_extension_id() {
     let capture = span::ExtCapture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut f = Fixture::new();
     f.add_with(manifest("tool-probe", "standard", &[], &[]), |host| {
         tracing::info!("Probe activating");
@@ -588,12 +811,22 @@ fn activation_runs_inside_a_span_carrying_the_extension_id() {
         host.activate().await.unwrap();
     });
     let events = capture.events.lock().unwrap().clone();
-    let probe: Vec<_> = events.iter().filter(|(m, _)| m.starts_with("Probe")).cloned().collect();
+    let probe: Vec<_> = events
+        .iter()
+        .filter(|(m, _)| m.starts_with("Probe"))
+        .cloned()
+        .collect();
     assert_eq!(
         probe,
         [
-            ("Probe activating".to_string(), Some("tool-probe".to_string())),
-            ("Probe inside its span".to_string(), Some("tool-probe".to_string())),
+            (
+                "Probe activating".to_string(),
+                Some("tool-probe".to_string())
+            ),
+            (
+                "Probe inside its span".to_string(),
+                Some("tool-probe".to_string())
+            ),
         ]
     );
 }

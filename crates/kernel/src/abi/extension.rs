@@ -25,8 +25,12 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 4] =
-        [Capability::Fs, Capability::Shell, Capability::Network, Capability::Process];
+    pub const ALL: [Capability; 4] = [
+        Capability::Fs,
+        Capability::Shell,
+        Capability::Network,
+        Capability::Process,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,8 +115,9 @@ pub struct Manifest {
 impl Manifest {
     /// Parses and validates a manifest (id must be a slug).
     pub fn parse(source: &str) -> Result<Manifest, Error> {
-        let manifest: Manifest =
-            toml::from_str(source).map_err(|err| Error::Manifest { message: err.to_string() })?;
+        let manifest: Manifest = toml::from_str(source).map_err(|err| Error::Manifest {
+            message: err.to_string(),
+        })?;
         if !is_slug(&manifest.id) {
             return Err(Error::Manifest {
                 message: format!(
@@ -128,7 +133,8 @@ impl Manifest {
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -137,7 +143,10 @@ fn is_slug(s: &str) -> bool {
 #[macro_export]
 macro_rules! manifest {
     () => {
-        $crate::abi::Manifest::parse(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/extension.toml")))
+        $crate::abi::Manifest::parse(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/extension.toml"
+        )))
     };
 }
 

@@ -34,9 +34,11 @@ impl Message {
     /// The tool calls in this message: `(tool_call_id, tool_name, input)`.
     pub fn tool_calls(&self) -> impl Iterator<Item = (&Id, &str, &serde_json::Value)> {
         self.chunks.iter().filter_map(|c| match c {
-            Chunk::ToolCall { tool_call_id, tool_name, input } => {
-                Some((tool_call_id, tool_name.as_str(), input))
-            }
+            Chunk::ToolCall {
+                tool_call_id,
+                tool_name,
+                input,
+            } => Some((tool_call_id, tool_name.as_str(), input)),
             _ => None,
         })
     }

@@ -12,10 +12,12 @@ mod turn;
 
 pub use extension::{Capability, Extension, Manifest, Tier};
 pub use message::Message;
-pub use provider::{Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason};
-pub use time::{Clock, Sleeper};
+pub use provider::{
+    Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason,
+};
+pub use time::{CLOCK, Clock, SLEEPER, Sleeper};
 pub use tool::{Tool, ToolCtx, ToolError, ToolOutput, ToolOutputSink, ToolSpec};
 pub use turn::{
-    EventSink, Pricing, RetryPolicy, SteeringSource, StepRecord, StepSink, StepTiming, ToolsFilterCtx,
-    TOOLS_FILTER,
+    EventSink, Pricing, RetryPolicy, SteeringSource, StepRecord, StepSink, StepTiming,
+    TOOLS_FILTER, ToolsFilterCtx,
 };

@@ -100,7 +100,10 @@ impl ProviderError {
     }
 
     pub fn fatal(message: impl Into<String>) -> ProviderError {
-        ProviderError { retryable: false, ..ProviderError::retryable(message) }
+        ProviderError {
+            retryable: false,
+            ..ProviderError::retryable(message)
+        }
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> ProviderError {

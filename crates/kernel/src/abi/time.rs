@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::host::ServiceKey;
+
 /// The kernel's only source of time, injected so tests control it.
 pub trait Clock: Send + Sync {
     /// Monotonic time since an arbitrary fixed origin; for durations.
@@ -16,3 +18,9 @@ pub trait Clock: Send + Sync {
 pub trait Sleeper: Send + Sync {
     async fn sleep(&self, duration: Duration);
 }
+
+/// The host's clock, provided by the `clock` core extension.
+pub const CLOCK: ServiceKey<dyn Clock> = ServiceKey::new("kernel.clock");
+
+/// The host's sleeper, provided by the `clock` core extension.
+pub const SLEEPER: ServiceKey<dyn Sleeper> = ServiceKey::new("kernel.sleeper");

@@ -72,7 +72,9 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     pub fn text(content: impl Into<String>) -> ToolOutput {
-        ToolOutput { content: content.into() }
+        ToolOutput {
+            content: content.into(),
+        }
     }
 }
 

@@ -68,7 +68,12 @@ pub trait StepSink: Send + Sync {
 pub trait RetryPolicy: Send + Sync {
     /// The delay before retry number `attempt` (1-based), given the sleep already spent in
     /// this step and the server's `retry-after`; `None` gives up.
-    fn delay(&self, attempt: u32, slept: Duration, retry_after: Option<Duration>) -> Option<Duration>;
+    fn delay(
+        &self,
+        attempt: u32,
+        slept: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration>;
 }
 
 /// Prices usage for a model (implemented by the model catalog).
@@ -86,4 +91,5 @@ pub struct ToolsFilterCtx {
 
 /// The per-turn tools filter: each turn's tool set passes through it once, before the turn
 /// (e.g. skills rewrite `load_skill`'s description; remote turns drop local-only tools).
-pub const TOOLS_FILTER: FilterKey<Vec<Arc<dyn Tool>>, ToolsFilterCtx> = FilterKey::new("kernel.tools");
+pub const TOOLS_FILTER: FilterKey<Vec<Arc<dyn Tool>>, ToolsFilterCtx> =
+    FilterKey::new("kernel.tools");

@@ -33,8 +33,10 @@ impl HostApi {
     /// The extension's table `[extensions.<id>]` from `dispatch.toml`, deserialized. A
     /// missing table deserializes from an empty one, so `#[serde(default)]` configs work.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(toml::Value::Table(self.config.clone()))
-            .map_err(|err| Error::Config { extension: self.id.to_string(), message: err.to_string() })
+        T::deserialize(toml::Value::Table(self.config.clone())).map_err(|err| Error::Config {
+            extension: self.id.to_string(),
+            message: err.to_string(),
+        })
     }
 
     pub fn config_table(&self) -> &toml::Table {
@@ -53,19 +55,29 @@ impl HostApi {
     }
 
     /// Offers a service under `key`. One provider per key.
-    pub fn provide<T: ?Sized + Send + Sync + 'static>(&mut self, key: &ServiceKey<T>, service: Arc<T>) -> Result<()> {
+    pub fn provide<T: ?Sized + Send + Sync + 'static>(
+        &mut self,
+        key: &ServiceKey<T>,
+        service: Arc<T>,
+    ) -> Result<()> {
         self.registry.provide(&self.id, key, service)
     }
 
     /// Looks a service up now. Prefer keeping [`HostApi::services`] and looking up at use
     /// time, so activation order only matters for hard dependencies.
-    pub fn service<T: ?Sized + Send + Sync + 'static>(&self, key: &ServiceKey<T>) -> Result<Arc<T>> {
+    pub fn service<T: ?Sized + Send + Sync + 'static>(
+        &self,
+        key: &ServiceKey<T>,
+    ) -> Result<Arc<T>> {
         self.registry.service(&self.id, key)
     }
 
     /// A handle for lazy lookups later.
     pub fn services(&self) -> Services {
-        Services { registry: self.registry.clone(), requester: self.id.clone() }
+        Services {
+            registry: self.registry.clone(),
+            requester: self.id.clone(),
+        }
     }
 
     /// Subscribes to a bus event.
@@ -75,7 +87,9 @@ impl HostApi {
 
     /// A handle to emit bus events.
     pub fn bus(&self) -> Bus {
-        Bus { registry: self.registry.clone() }
+        Bus {
+            registry: self.registry.clone(),
+        }
     }
 
     /// Adds a filter to a chain; lower `priority` runs first, ties in registration order.
@@ -90,7 +104,9 @@ impl HostApi {
 
     /// A handle to run filter chains.
     pub fn filters(&self) -> Filters {
-        Filters { registry: self.registry.clone() }
+        Filters {
+            registry: self.registry.clone(),
+        }
     }
 
     /// Registers a tool. Refused when its name is taken or invalid, or when it uses a
@@ -98,9 +114,16 @@ impl HostApi {
     pub fn register_tool(&mut self, tool: Arc<dyn Tool>) -> Result<()> {
         let spec = tool.spec();
         if !valid_tool_name(&spec.name) {
-            return Err(Error::InvalidToolName { name: spec.name.clone(), extension: self.id.to_string() });
+            return Err(Error::InvalidToolName {
+                name: spec.name.clone(),
+                extension: self.id.to_string(),
+            });
         }
-        if let Some(capability) = spec.capabilities.iter().find(|c| !self.manifest.capabilities.contains(c)) {
+        if let Some(capability) = spec
+            .capabilities
+            .iter()
+            .find(|c| !self.manifest.capabilities.contains(c))
+        {
             return Err(Error::ToolCapability {
                 extension: self.id.to_string(),
                 tool: spec.name.clone(),
@@ -117,10 +140,15 @@ impl HostApi {
 
     /// Read access to every registered tool and provider.
     pub fn catalog(&self) -> Catalog {
-        Catalog { registry: self.registry.clone() }
+        Catalog {
+            registry: self.registry.clone(),
+        }
     }
 }
 
 fn valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

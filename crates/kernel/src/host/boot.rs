@@ -66,7 +66,9 @@ pub enum ExtensionState {
     Pending,
     Active,
     /// Not running: it or a dependency failed; `reason` says which and why.
-    Disabled { reason: String },
+    Disabled {
+        reason: String,
+    },
     /// Was active, deactivated at shutdown.
     Deactivated,
 }
@@ -123,8 +125,9 @@ impl Host {
     /// A host for `extensions` (in `CORE_EXTENSIONS` order). Manifests are parsed here; an
     /// unreadable one or a duplicate id is an error before anything runs.
     pub fn new(extensions: Vec<Arc<dyn Extension>>, config: HostConfig) -> Result<Host> {
-        let kernel = Version::parse(KERNEL_API_VERSION)
-            .map_err(|err| Error::Manifest { message: format!("kernel version: {err}") })?;
+        let kernel = Version::parse(KERNEL_API_VERSION).map_err(|err| Error::Manifest {
+            message: format!("kernel version: {err}"),
+        })?;
         let mut slots = Vec::with_capacity(extensions.len());
         let mut seen = BTreeSet::new();
         for ext in extensions {
@@ -132,7 +135,12 @@ impl Host {
             if !seen.insert(manifest.id.clone()) {
                 return Err(Error::DuplicateId { id: manifest.id });
             }
-            slots.push(Slot { ext, manifest, state: ExtensionState::Pending, token: None });
+            slots.push(Slot {
+                ext,
+                manifest,
+                state: ExtensionState::Pending,
+                token: None,
+            });
         }
         Ok(Host {
             kernel,
@@ -183,15 +191,22 @@ impl Host {
 
         if let Some(members) = find_cycle(&graph) {
             return Err(Error::Cycle {
-                members: members.into_iter().map(|i| self.slots[i].manifest.id.clone()).collect(),
+                members: members
+                    .into_iter()
+                    .map(|i| self.slots[i].manifest.id.clone())
+                    .collect(),
             });
         }
 
         // Kahn's algorithm, ties to the earliest list position.
-        let mut indegree: Vec<usize> =
-            nodes.iter().map(|&n| graph.neighbors_directed(n, Direction::Incoming).count()).collect();
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            (0..self.slots.len()).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+        let mut indegree: Vec<usize> = nodes
+            .iter()
+            .map(|&n| graph.neighbors_directed(n, Direction::Incoming).count())
+            .collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..self.slots.len())
+            .filter(|&i| indegree[i] == 0)
+            .map(Reverse)
+            .collect();
         let mut order = Vec::with_capacity(self.slots.len());
         while let Some(Reverse(i)) = ready.pop() {
             order.push(i);
@@ -210,7 +225,12 @@ impl Host {
             }
         }
         self.plan = order;
-        Ok(self.plan.iter().filter(|&&i| self.slots[i].state == ExtensionState::Pending).map(|&i| self.slots[i].manifest.id.clone()).collect())
+        Ok(self
+            .plan
+            .iter()
+            .filter(|&&i| self.slots[i].state == ExtensionState::Pending)
+            .map(|&i| self.slots[i].manifest.id.clone())
+            .collect())
     }
 
     /// Why slot `i` cannot run given the states decided so far, if it cannot.
@@ -227,8 +247,15 @@ impl Host {
                 kernel: self.kernel.to_string(),
             });
         }
-        if let Some(&capability) = m.capabilities.iter().find(|&&c| !self.config.grants.grants(&m.id, c)) {
-            return Some(Error::CapabilityDenied { extension: m.id.clone(), capability });
+        if let Some(&capability) = m
+            .capabilities
+            .iter()
+            .find(|&&c| !self.config.grants.grants(&m.id, c))
+        {
+            return Some(Error::CapabilityDenied {
+                extension: m.id.clone(),
+                capability,
+            });
         }
         for (dep, req) in &m.depends_on {
             let Some(d) = self.index_of(dep) else {
@@ -264,10 +291,15 @@ impl Host {
     fn refuse(&mut self, i: usize, problem: Error) -> Result<()> {
         let slot = &mut self.slots[i];
         match slot.manifest.tier {
-            Tier::Core => Err(Error::CoreFailed { extension: slot.manifest.id.clone(), cause: Box::new(problem) }),
+            Tier::Core => Err(Error::CoreFailed {
+                extension: slot.manifest.id.clone(),
+                cause: Box::new(problem),
+            }),
             Tier::Standard => {
                 tracing::warn!(ext = %slot.manifest.id, error = %problem, "Extension disabled");
-                slot.state = ExtensionState::Disabled { reason: problem.to_string() };
+                slot.state = ExtensionState::Disabled {
+                    reason: problem.to_string(),
+                };
                 Ok(())
             }
         }
@@ -299,12 +331,18 @@ impl Host {
             }
         }
         let report = ActivationReport {
-            activated: self.activated.iter().map(|&i| self.slots[i].manifest.id.clone()).collect(),
+            activated: self
+                .activated
+                .iter()
+                .map(|&i| self.slots[i].manifest.id.clone())
+                .collect(),
             disabled: self
                 .slots
                 .iter()
                 .filter_map(|s| match &s.state {
-                    ExtensionState::Disabled { reason } => Some((s.manifest.id.clone(), reason.clone())),
+                    ExtensionState::Disabled { reason } => {
+                        Some((s.manifest.id.clone(), reason.clone()))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -318,7 +356,12 @@ impl Host {
         let id: Arc<str> = Arc::from(manifest.id.as_str());
         HostApi {
             span: tracing::info_span!("ext", ext = %id),
-            config: self.config.extensions.get(&manifest.id).cloned().unwrap_or_default(),
+            config: self
+                .config
+                .extensions
+                .get(&manifest.id)
+                .cloned()
+                .unwrap_or_default(),
             id,
             manifest,
             registry: self.registry.clone(),
@@ -331,7 +374,10 @@ impl Host {
         let mut api = self.api(i, token.clone());
         let span = api.span.clone();
         let ext = self.slots[i].ext.clone();
-        let outcome = AssertUnwindSafe(ext.activate(&mut api)).catch_unwind().instrument(span).await;
+        let outcome = AssertUnwindSafe(ext.activate(&mut api))
+            .catch_unwind()
+            .instrument(span)
+            .await;
         let message = match outcome {
             Ok(Ok(())) => {
                 let slot = &mut self.slots[i];
@@ -347,7 +393,10 @@ impl Host {
         // Undo whatever it registered before failing.
         token.cancel();
         self.registry.remove_owner(&self.slots[i].manifest.id);
-        Err(Error::Activation { extension: self.slots[i].manifest.id.clone(), message })
+        Err(Error::Activation {
+            extension: self.slots[i].manifest.id.clone(),
+            message,
+        })
     }
 
     /// Deactivates every active extension in reverse activation order, then cancels the root
@@ -360,7 +409,10 @@ impl Host {
             let span = api.span.clone();
             let ext = self.slots[i].ext.clone();
             let id = self.slots[i].manifest.id.clone();
-            let outcome = AssertUnwindSafe(ext.deactivate(&mut api)).catch_unwind().instrument(span).await;
+            let outcome = AssertUnwindSafe(ext.deactivate(&mut api))
+                .catch_unwind()
+                .instrument(span)
+                .await;
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
@@ -398,19 +450,28 @@ impl Host {
     }
 
     pub fn services(&self) -> Services {
-        Services { registry: self.registry.clone(), requester: Arc::from("host") }
+        Services {
+            registry: self.registry.clone(),
+            requester: Arc::from("host"),
+        }
     }
 
     pub fn bus(&self) -> Bus {
-        Bus { registry: self.registry.clone() }
+        Bus {
+            registry: self.registry.clone(),
+        }
     }
 
     pub fn filters(&self) -> Filters {
-        Filters { registry: self.registry.clone() }
+        Filters {
+            registry: self.registry.clone(),
+        }
     }
 
     pub fn catalog(&self) -> Catalog {
-        Catalog { registry: self.registry.clone() }
+        Catalog {
+            registry: self.registry.clone(),
+        }
     }
 
     /// What is registered, by everyone (`None`) or by one extension.

@@ -14,7 +14,10 @@ pub struct ServiceKey<T: ?Sized + 'static> {
 
 impl<T: ?Sized> ServiceKey<T> {
     pub const fn new(name: &'static str) -> ServiceKey<T> {
-        ServiceKey { name, _type: PhantomData }
+        ServiceKey {
+            name,
+            _type: PhantomData,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -36,7 +39,10 @@ pub struct HookKey<P: 'static> {
 
 impl<P> HookKey<P> {
     pub const fn new(name: &'static str) -> HookKey<P> {
-        HookKey { name, _type: PhantomData }
+        HookKey {
+            name,
+            _type: PhantomData,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -58,7 +64,10 @@ pub struct FilterKey<V: 'static, C: 'static> {
 
 impl<V, C> FilterKey<V, C> {
     pub const fn new(name: &'static str) -> FilterKey<V, C> {
-        FilterKey { name, _type: PhantomData }
+        FilterKey {
+            name,
+            _type: PhantomData,
+        }
     }
 
     pub fn name(&self) -> &'static str {

@@ -7,6 +7,10 @@ mod keys;
 mod registry;
 
 pub use api::HostApi;
-pub use boot::{ActivationReport, CapabilityGrants, ExtensionState, ExtensionStatus, Host, HostConfig};
-pub use keys::{Filter, FilterFn, FilterKey, Hook, HookFn, HookKey, ServiceKey, filter_fn, hook_fn};
+pub use boot::{
+    ActivationReport, CapabilityGrants, ExtensionState, ExtensionStatus, Host, HostConfig,
+};
+pub use keys::{
+    Filter, FilterFn, FilterKey, Hook, HookFn, HookKey, ServiceKey, filter_fn, hook_fn,
+};
 pub use registry::{Bus, Catalog, Filters, RegistryCounts, Services};

@@ -83,7 +83,13 @@ impl Registry {
                 requested_by: owner.to_string(),
             });
         }
-        tables.services.insert(key.name(), ServiceEntry { owner: owner.clone(), value: Box::new(value) });
+        tables.services.insert(
+            key.name(),
+            ServiceEntry {
+                owner: owner.clone(),
+                value: Box::new(value),
+            },
+        );
         Ok(())
     }
 
@@ -93,22 +99,37 @@ impl Registry {
         key: &ServiceKey<T>,
     ) -> Result<Arc<T>> {
         let tables = self.read();
-        let entry = tables.services.get(key.name()).ok_or_else(|| Error::MissingService {
-            key: key.name(),
-            requested_by: requester.to_string(),
-        })?;
-        entry.value.downcast_ref::<Arc<T>>().cloned().ok_or_else(|| Error::ServiceType {
-            key: key.name(),
-            requested_by: requester.to_string(),
-        })
+        let entry = tables
+            .services
+            .get(key.name())
+            .ok_or_else(|| Error::MissingService {
+                key: key.name(),
+                requested_by: requester.to_string(),
+            })?;
+        entry
+            .value
+            .downcast_ref::<Arc<T>>()
+            .cloned()
+            .ok_or_else(|| Error::ServiceType {
+                key: key.name(),
+                requested_by: requester.to_string(),
+            })
     }
 
-    pub(crate) fn on<P: Send + Sync + 'static>(&self, owner: &Owner, key: &HookKey<P>, handler: Arc<dyn Hook<P>>) {
+    pub(crate) fn on<P: Send + Sync + 'static>(
+        &self,
+        owner: &Owner,
+        key: &HookKey<P>,
+        handler: Arc<dyn Hook<P>>,
+    ) {
         self.write()
             .hooks
             .entry(key.name())
             .or_default()
-            .push(HookEntry { owner: owner.clone(), handler: Box::new(handler) });
+            .push(HookEntry {
+                owner: owner.clone(),
+                handler: Box::new(handler),
+            });
     }
 
     pub(crate) async fn emit<P: Send + Sync + 'static>(&self, key: &HookKey<P>, payload: &P) {
@@ -133,7 +154,10 @@ impl Registry {
         };
         for (owner, handler) in handlers {
             let span = tracing::info_span!("hook", hook = key.name(), ext = %owner);
-            let outcome = AssertUnwindSafe(handler.handle(payload)).catch_unwind().instrument(span).await;
+            let outcome = AssertUnwindSafe(handler.handle(payload))
+                .catch_unwind()
+                .instrument(span)
+                .await;
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -159,12 +183,16 @@ impl Registry {
         let mut tables = self.write();
         let seq = tables.next_seq;
         tables.next_seq += 1;
-        tables.filters.entry(key.name()).or_default().push(FilterEntry {
-            owner: owner.clone(),
-            priority,
-            seq,
-            filter: Box::new(filter),
-        });
+        tables
+            .filters
+            .entry(key.name())
+            .or_default()
+            .push(FilterEntry {
+                owner: owner.clone(),
+                priority,
+                seq,
+                filter: Box::new(filter),
+            });
     }
 
     pub(crate) async fn apply<V: Clone + Send + 'static, C: Sync + 'static>(
@@ -175,19 +203,28 @@ impl Registry {
     ) -> V {
         let chain: Vec<(Owner, Arc<dyn Filter<V, C>>)> = {
             let tables = self.read();
-            let mut entries: Vec<&FilterEntry> =
-                tables.filters.get(key.name()).map(|v| v.iter().collect()).unwrap_or_default();
+            let mut entries: Vec<&FilterEntry> = tables
+                .filters
+                .get(key.name())
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
             entries.sort_by_key(|e| (e.priority, e.seq));
             entries
                 .into_iter()
                 .filter_map(|e| {
-                    e.filter.downcast_ref::<Arc<dyn Filter<V, C>>>().cloned().map(|f| (e.owner.clone(), f))
+                    e.filter
+                        .downcast_ref::<Arc<dyn Filter<V, C>>>()
+                        .cloned()
+                        .map(|f| (e.owner.clone(), f))
                 })
                 .collect()
         };
         for (owner, filter) in chain {
             let kept = value.clone();
-            match AssertUnwindSafe(filter.apply(value, ctx)).catch_unwind().await {
+            match AssertUnwindSafe(filter.apply(value, ctx))
+                .catch_unwind()
+                .await
+            {
                 Ok(next) => value = next,
                 Err(panic) => {
                     tracing::error!(
@@ -217,7 +254,11 @@ impl Registry {
         Ok(())
     }
 
-    pub(crate) fn register_provider(&self, owner: &Owner, provider: Arc<dyn Provider>) -> Result<()> {
+    pub(crate) fn register_provider(
+        &self,
+        owner: &Owner,
+        provider: Arc<dyn Provider>,
+    ) -> Result<()> {
         let id = provider.id().to_string();
         let mut tables = self.write();
         if let Some((existing, _)) = tables.providers.get(&id) {
@@ -242,7 +283,11 @@ impl Registry {
 
     /// Every registered provider, sorted by id.
     pub(crate) fn providers(&self) -> Vec<Arc<dyn Provider>> {
-        self.read().providers.values().map(|(_, p)| p.clone()).collect()
+        self.read()
+            .providers
+            .values()
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     pub(crate) fn provider(&self, id: &str) -> Option<Arc<dyn Provider>> {
@@ -269,8 +314,18 @@ impl Registry {
         let mine = |o: &Owner| owner.is_none_or(|want| &**o == want);
         RegistryCounts {
             services: tables.services.values().filter(|e| mine(&e.owner)).count(),
-            hooks: tables.hooks.values().flatten().filter(|e| mine(&e.owner)).count(),
-            filters: tables.filters.values().flatten().filter(|e| mine(&e.owner)).count(),
+            hooks: tables
+                .hooks
+                .values()
+                .flatten()
+                .filter(|e| mine(&e.owner))
+                .count(),
+            filters: tables
+                .filters
+                .values()
+                .flatten()
+                .filter(|e| mine(&e.owner))
+                .count(),
             tools: tables.tools.values().filter(|(o, _)| mine(o)).count(),
             providers: tables.providers.values().filter(|(o, _)| mine(o)).count(),
         }
@@ -321,7 +376,12 @@ pub struct Filters {
 }
 
 impl Filters {
-    pub async fn apply<V: Clone + Send + 'static, C: Sync + 'static>(&self, key: &FilterKey<V, C>, value: V, ctx: &C) -> V {
+    pub async fn apply<V: Clone + Send + 'static, C: Sync + 'static>(
+        &self,
+        key: &FilterKey<V, C>,
+        value: V,
+        ctx: &C,
+    ) -> V {
         self.registry.apply(key, value, ctx).await
     }
 }
