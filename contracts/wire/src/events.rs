@@ -53,7 +53,11 @@ pub struct QueuedMessage {
 /// `turn-start`, then per step deltas, tool calls and results, `usage`, `step-complete`,
 /// then exactly one `done`, then `turn-sealed` once everything is persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum AgentEvent {
     /// The prompt that started the turn, so late joiners and other clients see it.
     UserMessage {
@@ -195,20 +199,48 @@ impl AgentEvent {
     /// The conversation the event belongs to (`None` only for `Unknown`).
     pub fn conversation_id(&self) -> Option<&Id> {
         match self {
-            AgentEvent::UserMessage { conversation_id, .. }
-            | AgentEvent::TurnStart { conversation_id, .. }
-            | AgentEvent::TextDelta { conversation_id, .. }
-            | AgentEvent::ReasoningDelta { conversation_id, .. }
-            | AgentEvent::ToolCall { conversation_id, .. }
-            | AgentEvent::ToolOutput { conversation_id, .. }
-            | AgentEvent::ToolResult { conversation_id, .. }
-            | AgentEvent::Usage { conversation_id, .. }
-            | AgentEvent::StepComplete { conversation_id, .. }
-            | AgentEvent::ProviderRetry { conversation_id, .. }
-            | AgentEvent::Steering { conversation_id, .. }
-            | AgentEvent::Error { conversation_id, .. }
-            | AgentEvent::Done { conversation_id, .. }
-            | AgentEvent::TurnSealed { conversation_id, .. } => Some(conversation_id),
+            AgentEvent::UserMessage {
+                conversation_id, ..
+            }
+            | AgentEvent::TurnStart {
+                conversation_id, ..
+            }
+            | AgentEvent::TextDelta {
+                conversation_id, ..
+            }
+            | AgentEvent::ReasoningDelta {
+                conversation_id, ..
+            }
+            | AgentEvent::ToolCall {
+                conversation_id, ..
+            }
+            | AgentEvent::ToolOutput {
+                conversation_id, ..
+            }
+            | AgentEvent::ToolResult {
+                conversation_id, ..
+            }
+            | AgentEvent::Usage {
+                conversation_id, ..
+            }
+            | AgentEvent::StepComplete {
+                conversation_id, ..
+            }
+            | AgentEvent::ProviderRetry {
+                conversation_id, ..
+            }
+            | AgentEvent::Steering {
+                conversation_id, ..
+            }
+            | AgentEvent::Error {
+                conversation_id, ..
+            }
+            | AgentEvent::Done {
+                conversation_id, ..
+            }
+            | AgentEvent::TurnSealed {
+                conversation_id, ..
+            } => Some(conversation_id),
             AgentEvent::Unknown => None,
         }
     }
@@ -236,6 +268,9 @@ impl AgentEvent {
 
     /// Transient events are shown live but never part of persisted history.
     pub fn is_transient(&self) -> bool {
-        matches!(self, AgentEvent::ProviderRetry { .. } | AgentEvent::ToolOutput { .. })
+        matches!(
+            self,
+            AgentEvent::ProviderRetry { .. } | AgentEvent::ToolOutput { .. }
+        )
     }
 }

@@ -15,7 +15,11 @@ pub enum Role {
 
 /// One piece of a message. A message is the ordered list of chunks sharing a `messageId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Chunk {
     Text {
         text: String,

@@ -24,7 +24,7 @@ mod usage;
 mod ws;
 
 pub use conversation::{
-    ConversationMeta, ConversationStatus, StepMetrics, TurnMetrics, Workspace, DEFAULT_WORKSPACE_ID,
+    ConversationMeta, ConversationStatus, DEFAULT_WORKSPACE_ID, StepMetrics, TurnMetrics, Workspace,
 };
 pub use events::{AgentEvent, FinishReason, OutputStream, QueuedMessage};
 pub use history::{Chunk, Role, StoredChunk};

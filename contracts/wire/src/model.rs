@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 /// How hard a model should think. Providers map it onto their own knobs (e.g. an Anthropic
 /// thinking budget). Validated on input: an unknown value is a 400, so no `Unknown` here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReasoningEffort {
     Low,

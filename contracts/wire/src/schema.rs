@@ -23,8 +23,8 @@ use crate::{
     ModelInfo, ModelResponse, ModelsResponse, PutWorkspaceRequest, QueueRequest, QueueResponse,
     QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest, SetCwdRequest,
     SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, StatusResponse, StoredChunk,
-    SurfaceSpec, TitleResponse, TurnMetrics, Usage, Workspace, WorkspaceListResponse,
-    WsClientMessage, WsServerMessage, WIRE_VERSION,
+    SurfaceSpec, TitleResponse, TurnMetrics, Usage, WIRE_VERSION, Workspace, WorkspaceListResponse,
+    WsClientMessage, WsServerMessage,
 };
 
 /// The folder of the generated files, relative to the workspace root.
@@ -40,7 +40,10 @@ pub const REGENERATE: &str = "cargo run -p dispatch-xtask -- schema";
 pub fn all() -> Vec<(&'static str, Value)> {
     vec![
         ("agent-event.schema.json", server::<AgentEvent>()),
-        ("conversation-meta.schema.json", server::<ConversationMeta>()),
+        (
+            "conversation-meta.schema.json",
+            server::<ConversationMeta>(),
+        ),
         ("cost.schema.json", server::<Cost>()),
         ("model-info.schema.json", server::<ModelInfo>()),
         ("queued-message.schema.json", server::<QueuedMessage>()),
@@ -149,7 +152,11 @@ impl Lock {
     pub fn parse(text: &str) -> Option<Lock> {
         let value = |key: &str| {
             text.lines().find_map(|line| {
-                let rest = line.trim().strip_prefix(key)?.trim_start().strip_prefix('=')?;
+                let rest = line
+                    .trim()
+                    .strip_prefix(key)?
+                    .trim_start()
+                    .strip_prefix('=')?;
                 let quoted = rest.trim();
                 Some(quoted.strip_prefix('"')?.strip_suffix('"')?.to_owned())
             })

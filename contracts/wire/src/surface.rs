@@ -27,7 +27,11 @@ pub struct SurfaceSpec {
 
 /// One field of a surface, tagged by `kind`. `action` names what `surface.invoke` triggers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum SurfaceField {
     Toggle {
         id: String,

@@ -67,7 +67,10 @@ pub enum WsServerMessage {
         request_id: Option<String>,
     },
     #[serde(rename = "chat.delta", rename_all = "camelCase")]
-    ChatDelta { conversation_id: Id, event: AgentEvent },
+    ChatDelta {
+        conversation_id: Id,
+        event: AgentEvent,
+    },
     #[serde(rename = "chat.error", rename_all = "camelCase")]
     ChatError {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +82,10 @@ pub enum WsServerMessage {
         code: Option<String>,
     },
     #[serde(rename = "conversation.open", rename_all = "camelCase")]
-    ConversationOpen { conversation_id: Id, workspace_id: String },
+    ConversationOpen {
+        conversation_id: Id,
+        workspace_id: String,
+    },
     #[serde(rename = "conversation.statusChanged", rename_all = "camelCase")]
     ConversationStatusChanged {
         conversation_id: Id,
