@@ -16,6 +16,7 @@ use dispatch_kernel::{BoxError, Error};
 use pretty_assertions::assert_eq;
 
 type Log = Arc<Mutex<Vec<String>>>;
+type OnActivate = Arc<dyn Fn(&mut HostApi) -> Result<(), BoxError> + Send + Sync>;
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -28,7 +29,7 @@ struct TestExt {
     manifest: String,
     behaviour: Behaviour,
     log: Log,
-    on_activate: Option<Arc<dyn Fn(&mut HostApi) -> Result<(), BoxError> + Send + Sync>>,
+    on_activate: Option<OnActivate>,
 }
 
 #[async_trait]
@@ -739,11 +740,14 @@ mod span {
     use tracing_subscriber::layer::{Context, Layer};
     use tracing_subscriber::registry::LookupSpan;
 
+    /// (message, `ext` of the innermost span that has one).
+    pub type CapturedEvent = (String, Option<String>);
+
     /// Records, for every event, the `ext` field of the innermost span that has one.
     #[derive(Clone, Default)]
     pub struct ExtCapture {
         spans: Arc<Mutex<HashMap<u64, String>>>,
-        pub events: Arc<Mutex<Vec<(String, Option<String>)>>>,
+        pub events: Arc<Mutex<Vec<CapturedEvent>>>,
     }
 
     struct ExtVisitor(Option<String>);

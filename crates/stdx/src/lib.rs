@@ -3,6 +3,7 @@
 //! This crate must stay free of I/O and of any dependency beyond tokio-util and tracing;
 //! anything larger belongs in its own crate.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
@@ -24,7 +25,10 @@ impl std::error::Error for Cancelled {}
 ///
 /// Every await on a provider, a tool or a sleep goes through this, so no cancellation waits
 /// on a future that ignores it.
-pub async fn or_cancel<F: Future>(token: &CancellationToken, fut: F) -> Result<F::Output, Cancelled> {
+pub async fn or_cancel<F: Future>(
+    token: &CancellationToken,
+    fut: F,
+) -> Result<F::Output, Cancelled> {
     if token.is_cancelled() {
         return Err(Cancelled);
     }
@@ -34,7 +38,7 @@ pub async fn or_cancel<F: Future>(token: &CancellationToken, fut: F) -> Result<F
 /// A broken invariant: asserts in debug builds, logs an error in release and evaluates to
 /// `true` so the caller can take its recovery branch.
 ///
-/// ```ignore
+/// ```text
 /// if never!(seq == 0, "seq must be 1-based") { return Err(...) }
 /// ```
 #[macro_export]
@@ -47,6 +51,17 @@ macro_rules! never {
         }
         broken
     }};
+}
+
+/// The message of a caught panic payload (`&str` or `String`), for logs and error results.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
 }
 
 /// A secret value (API key, token) whose `Debug` and `Display` never show it.
@@ -82,6 +97,7 @@ impl fmt::Display for Secret {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -96,14 +112,27 @@ mod tests {
         let token = CancellationToken::new();
         assert_eq!(or_cancel(&token, async { 7 }).await, Ok(7));
         token.cancel();
-        assert_eq!(or_cancel(&token, std::future::pending::<()>()).await, Err(Cancelled));
+        assert_eq!(
+            or_cancel(&token, std::future::pending::<()>()).await,
+            Err(Cancelled)
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        let a = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        let b = std::panic::catch_unwind(|| panic!("formatted {}", 1)).unwrap_err();
+        let c = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
+        assert_eq!(panic_message(&*a), "plain");
+        assert_eq!(panic_message(&*b), "formatted 1");
+        assert_eq!(panic_message(&*c), "non-string panic payload");
     }
 
     #[test]
     fn never_reports_broken_invariants() {
         let broken = std::panic::catch_unwind(|| never!(1 + 1 == 2, "math"));
         // Debug builds assert; release builds log and return true.
-        assert!(broken.is_err() || broken == Ok(true));
+        assert!(broken.is_err() || matches!(broken, Ok(true)));
         assert!(!never!(false, "fine"));
     }
 }

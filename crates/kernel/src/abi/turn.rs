@@ -59,6 +59,10 @@ pub struct StepRecord {
 
 /// Persists each step as it completes (`on_step_complete`). An error ends the turn with
 /// an `error` event: history the store did not take must not be built upon.
+///
+/// After an abort the kernel polls the returned future exactly once more before dropping
+/// it, so an implementation must hand its write over on the first poll (e.g. send it to a
+/// writer thread, then await the acknowledgement) for an aborted step's text to persist.
 #[async_trait]
 pub trait StepSink: Send + Sync {
     async fn step_complete(&self, step: &StepRecord) -> Result<(), String>;

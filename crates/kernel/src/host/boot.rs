@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::abi::{Capability, Extension, Manifest, Tier};
-use crate::host::registry::{Registry, RegistryCounts, panic_message};
+use crate::host::registry::{Registry, RegistryCounts};
 use crate::host::{Bus, Catalog, Filters, HostApi, Services};
 use crate::{Error, KERNEL_API_VERSION, Result};
+use dispatch_stdx::panic_message;
 
 /// Which capabilities the host grants. `default` applies to every extension without an entry
 /// in `per_extension`; `None` grants all.
@@ -388,7 +389,7 @@ impl Host {
                 return Ok(());
             }
             Ok(Err(err)) => err.to_string(),
-            Err(panic) => format!("panicked: {}", panic_message(&panic)),
+            Err(panic) => format!("panicked: {}", panic_message(&*panic)),
         };
         // Undo whatever it registered before failing.
         token.cancel();
@@ -416,7 +417,7 @@ impl Host {
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
-                Err(panic) => Some(format!("panicked: {}", panic_message(&panic))),
+                Err(panic) => Some(format!("panicked: {}", panic_message(&*panic))),
             };
             if let Some(message) = failure {
                 tracing::error!(ext = %id, error = %message, "Extension failed to deactivate");

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::abi::{Provider, Tool};
 use crate::host::{Filter, FilterKey, Hook, HookKey, ServiceKey};
 use crate::{Error, Result};
+use dispatch_stdx::panic_message;
 
 type Owner = Arc<str>;
 type Erased = Box<dyn Any + Send + Sync>;
@@ -166,7 +167,7 @@ impl Registry {
                 Err(panic) => tracing::error!(
                     hook = key.name(),
                     ext = %owner,
-                    panic = panic_message(&panic),
+                    panic = panic_message(&*panic),
                     "Hook handler panicked"
                 ),
             }
@@ -230,7 +231,7 @@ impl Registry {
                     tracing::error!(
                         filter = key.name(),
                         ext = %owner,
-                        panic = panic_message(&panic),
+                        panic = panic_message(&*panic),
                         "Filter panicked; skipped"
                     );
                     value = kept;
@@ -329,16 +330,6 @@ impl Registry {
             tools: tables.tools.values().filter(|(o, _)| mine(o)).count(),
             providers: tables.providers.values().filter(|(o, _)| mine(o)).count(),
         }
-    }
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }
 

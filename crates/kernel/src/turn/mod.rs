@@ -7,7 +7,10 @@ use std::time::Duration;
 use dispatch_wire::{Cost, FinishReason, Id, Usage};
 use tokio_util::sync::CancellationToken;
 
-use crate::abi::{Clock, EventSink, Message, Pricing, Provider, ProviderRequest, RetryPolicy, Sleeper, SteeringSource, StepSink, Tool};
+use crate::abi::{
+    Clock, EventSink, Message, Pricing, Provider, ProviderRequest, RetryPolicy, Sleeper,
+    SteeringSource, StepSink, Tool,
+};
 
 mod retry;
 
@@ -26,7 +29,11 @@ pub struct TurnOptions {
 
 impl Default for TurnOptions {
     fn default() -> TurnOptions {
-        TurnOptions { max_steps: 0, tool_concurrency: 8, idle_timeout: Duration::from_secs(300) }
+        TurnOptions {
+            max_steps: 0,
+            tool_concurrency: 8,
+            idle_timeout: Duration::from_secs(300),
+        }
     }
 }
 

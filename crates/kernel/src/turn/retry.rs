@@ -23,7 +23,12 @@ impl Default for BackoffSchedule {
 }
 
 impl RetryPolicy for BackoffSchedule {
-    fn delay(&self, attempt: u32, slept: Duration, retry_after: Option<Duration>) -> Option<Duration> {
+    fn delay(
+        &self,
+        attempt: u32,
+        slept: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         let index = (attempt.max(1) as usize - 1).min(self.delays.len().checked_sub(1)?);
         let delay = retry_after.unwrap_or(self.delays[index]);
         (slept + delay <= self.budget).then_some(delay)
