@@ -2,13 +2,14 @@
 //! fake tools that record when they ran, a clock and sleeper on tokio time (so tests run
 //! under `start_paused = true` and virtual time advances by itself), an event log with
 //! waiting helpers, recording sinks, a `run_turn` input builder and the universal turn
-//! invariants every test checks.
+//! invariants every test checks, and the compliance harness every extension and tool runs first.
 //!
 //! Test code only: panicking on a broken expectation is the point, so the unwrap lints are
 //! off here. Nothing in this crate does I/O or reads the real clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compliance;
 mod events;
 mod provider;
 mod sinks;
@@ -16,6 +17,7 @@ mod time;
 mod tool;
 mod turn;
 
+pub use compliance::{ToolCompliance, assert_extension_compliance, assert_tool_compliance};
 pub use events::{EventLog, check_history, check_turn_invariants, is_type};
 pub use provider::{Opening, Script, ScriptStep, ScriptedProvider};
 pub use sinks::{FlatPricing, RecordingStepSink, VecSteering};

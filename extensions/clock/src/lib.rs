@@ -77,6 +77,7 @@ impl Extension for ClockExtension {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -86,6 +87,33 @@ mod tests {
         let a = clock.monotonic();
         let b = clock.monotonic();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn is_compliant() {
+        dispatch_test_support::assert_extension_compliance(
+            Arc::new(ClockExtension),
+            env!("CARGO_MANIFEST_DIR"),
+            Vec::new(),
+            Default::default(),
+        );
+    }
+
+    #[tokio::test]
+    async fn provides_the_clock_and_sleeper_services() {
+        let mut host =
+            dispatch_kernel::host::Host::new(vec![Arc::new(ClockExtension)], Default::default())
+                .unwrap();
+        host.activate().await.unwrap();
+        let clock = host.services().get(&CLOCK).unwrap();
+        assert!(clock.unix_ms() > 0);
+        host.services()
+            .get(&SLEEPER)
+            .unwrap()
+            .sleep(Duration::from_millis(1))
+            .await;
+        host.deactivate().await;
+        assert!(host.services().get(&CLOCK).is_err());
     }
 
     #[tokio::test(start_paused = true)]

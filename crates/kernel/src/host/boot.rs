@@ -375,7 +375,11 @@ impl Host {
         let mut api = self.api(i, token.clone());
         let span = api.span.clone();
         let ext = self.slots[i].ext.clone();
-        let outcome = AssertUnwindSafe(ext.activate(&mut api))
+        let activation = async {
+            tracing::debug!("Extension activating");
+            ext.activate(&mut api).await
+        };
+        let outcome = AssertUnwindSafe(activation)
             .catch_unwind()
             .instrument(span)
             .await;
