@@ -68,7 +68,7 @@ pub fn assert_extension_compliance(
             .find(|s| s.id == manifest.id)
             .unwrap();
         assert_eq!(status.state, ExtensionState::Active, "{report:?}");
-        let during: Vec<(String, Option<String>)> = capture.events_of(&manifest.id);
+        let during: Vec<Captured> = capture.events_of(&manifest.id);
         assert!(
             !during.is_empty(),
             "no event was seen inside the activation span of `{}`",
@@ -169,11 +169,14 @@ fn ctx(cwd: Option<std::path::PathBuf>) -> ToolCtx {
     }
 }
 
+/// An event's message and the `ext` of its innermost span that has one.
+type Captured = (String, Option<String>);
+
 /// Records each event's message and the `ext` field of its innermost span that has one.
 #[derive(Clone, Default)]
 struct SpanCapture {
     spans: Arc<Mutex<HashMap<u64, String>>>,
-    events: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    events: Arc<Mutex<Vec<Captured>>>,
 }
 
 impl SpanCapture {
@@ -191,7 +194,7 @@ impl SpanCapture {
     }
 
     /// Events inside a span whose `ext` is `id`, or logged while such a span was entered.
-    fn events_of(&self, id: &str) -> Vec<(String, Option<String>)> {
+    fn events_of(&self, id: &str) -> Vec<Captured> {
         let events = self.events.lock().unwrap();
         events
             .iter()
