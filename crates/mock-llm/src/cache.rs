@@ -41,7 +41,12 @@ struct Boundary {
 
 impl PromptCache {
     /// Accounts an Anthropic request; `commit` stores its breakpoint prefixes for later reads.
-    pub(crate) fn anthropic(&mut self, body: &Value, min_tokens: u64, commit: bool) -> PromptTokens {
+    pub(crate) fn anthropic(
+        &mut self,
+        body: &Value,
+        min_tokens: u64,
+        commit: bool,
+    ) -> PromptTokens {
         let mut hasher = DefaultHasher::new();
         hasher.write(body["model"].as_str().unwrap_or_default().as_bytes());
         hasher.write_u8(0);
@@ -51,11 +56,16 @@ impl PromptCache {
             let bytes = unit.to_string();
             hasher.write(bytes.as_bytes());
             end += bytes.len();
-            boundaries.push(Boundary { end, hash: hasher.clone().finish(), breakpoint });
+            boundaries.push(Boundary {
+                end,
+                hash: hasher.clone().finish(),
+                breakpoint,
+            });
         }
         let cacheable = |b: &Boundary| estimate_tokens(b.end) >= min_tokens.max(1);
-        let breakpoints: Vec<usize> =
-            (0..boundaries.len()).filter(|&i| boundaries[i].breakpoint && cacheable(&boundaries[i])).collect();
+        let breakpoints: Vec<usize> = (0..boundaries.len())
+            .filter(|&i| boundaries[i].breakpoint && cacheable(&boundaries[i]))
+            .collect();
         let read_end = breakpoints
             .iter()
             .filter_map(|&bp| {
@@ -67,18 +77,33 @@ impl PromptCache {
             })
             .max()
             .unwrap_or(0);
-        let write_end = breakpoints.iter().map(|&bp| boundaries[bp].end).max().unwrap_or(0);
+        let write_end = breakpoints
+            .iter()
+            .map(|&bp| boundaries[bp].end)
+            .max()
+            .unwrap_or(0);
         if commit {
-            self.anthropic.extend(breakpoints.iter().map(|&bp| boundaries[bp].hash));
+            self.anthropic
+                .extend(breakpoints.iter().map(|&bp| boundaries[bp].hash));
         }
         let read = estimate_tokens(read_end);
         let write = estimate_tokens(write_end).saturating_sub(read);
-        PromptTokens { input_tokens: estimate_tokens(end) - read - write, cache_read_tokens: read, cache_write_tokens: write }
+        PromptTokens {
+            input_tokens: estimate_tokens(end) - read - write,
+            cache_read_tokens: read,
+            cache_write_tokens: write,
+        }
     }
 
     /// Accounts an OpenAI request with automatic caching of every 128-token prefix block
     /// (`enabled` false: everything is uncached input).
-    pub(crate) fn openai(&mut self, body: &Value, min_tokens: u64, enabled: bool, commit: bool) -> PromptTokens {
+    pub(crate) fn openai(
+        &mut self,
+        body: &Value,
+        min_tokens: u64,
+        enabled: bool,
+        commit: bool,
+    ) -> PromptTokens {
         let mut bytes = Vec::new();
         for key in ["tools", "messages"] {
             for entry in body[key].as_array().into_iter().flatten() {
@@ -87,7 +112,10 @@ impl PromptCache {
         }
         let total = estimate_tokens(bytes.len());
         if !enabled {
-            return PromptTokens { input_tokens: total, ..PromptTokens::default() };
+            return PromptTokens {
+                input_tokens: total,
+                ..PromptTokens::default()
+            };
         }
         let mut hasher = DefaultHasher::new();
         hasher.write(body["model"].as_str().unwrap_or_default().as_bytes());
@@ -106,7 +134,11 @@ impl PromptCache {
         if commit {
             self.openai.extend(seen);
         }
-        PromptTokens { input_tokens: total - cached, cache_read_tokens: cached, cache_write_tokens: 0 }
+        PromptTokens {
+            input_tokens: total - cached,
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+        }
     }
 }
 
@@ -115,11 +147,18 @@ impl PromptCache {
 fn anthropic_units(body: &Value) -> Vec<(Value, bool)> {
     let unit = |key: &str, block: &Value| {
         let mut block = block.clone();
-        let breakpoint = block.as_object_mut().and_then(|b| b.remove("cache_control")).is_some();
+        let breakpoint = block
+            .as_object_mut()
+            .and_then(|b| b.remove("cache_control"))
+            .is_some();
         (json!({ key: block }), breakpoint)
     };
-    let mut units: Vec<(Value, bool)> =
-        body["tools"].as_array().into_iter().flatten().map(|tool| unit("tool", tool)).collect();
+    let mut units: Vec<(Value, bool)> = body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|tool| unit("tool", tool))
+        .collect();
     match &body["system"] {
         Value::String(text) => units.push(unit("system", &json!({"type": "text", "text": text}))),
         Value::Array(blocks) => units.extend(blocks.iter().map(|block| unit("system", block))),
@@ -166,7 +205,14 @@ mod tests {
     #[track_caller]
     fn check(cache: &mut PromptCache, body: &Value, expect: (u64, u64, u64)) {
         let got = cache.anthropic(body, 0, true);
-        assert_eq!((got.input_tokens, got.cache_read_tokens, got.cache_write_tokens), expect);
+        assert_eq!(
+            (
+                got.input_tokens,
+                got.cache_read_tokens,
+                got.cache_write_tokens
+            ),
+            expect
+        );
     }
 
     #[test]
@@ -175,10 +221,24 @@ mod tests {
         let system = "s".repeat(400);
         let first = request(&system, &["hello"], true);
         let second = request(&system, &["hello", "hi there", "next question"], true);
-        let first_total = estimate_tokens(anthropic_units(&first).iter().map(|(u, _)| u.to_string().len()).sum());
-        let second_total = estimate_tokens(anthropic_units(&second).iter().map(|(u, _)| u.to_string().len()).sum());
+        let first_total = estimate_tokens(
+            anthropic_units(&first)
+                .iter()
+                .map(|(u, _)| u.to_string().len())
+                .sum(),
+        );
+        let second_total = estimate_tokens(
+            anthropic_units(&second)
+                .iter()
+                .map(|(u, _)| u.to_string().len())
+                .sum(),
+        );
         check(&mut cache, &first, (0, 0, first_total));
-        check(&mut cache, &second, (0, first_total, second_total - first_total));
+        check(
+            &mut cache,
+            &second,
+            (0, first_total, second_total - first_total),
+        );
         check(&mut cache, &second, (0, second_total, 0));
         let changed = request(&"t".repeat(400), &["hello"], true);
         check(&mut cache, &changed, (0, 0, first_total));
@@ -187,12 +247,16 @@ mod tests {
     #[test]
     fn openai_reads_whole_blocks_seen_before() {
         let mut cache = PromptCache::default();
-        let body = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(3000)}]});
+        let body =
+            json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(3000)}]});
         let first = cache.openai(&body, 0, true, true);
         let second = cache.openai(&body, 0, true, true);
         assert_eq!(first.cache_read_tokens, 0);
         assert_eq!(second.cache_read_tokens, 5 * 128);
-        assert_eq!(second.input_tokens + second.cache_read_tokens, first.input_tokens);
+        assert_eq!(
+            second.input_tokens + second.cache_read_tokens,
+            first.input_tokens
+        );
         assert_eq!(cache.openai(&body, 1024, true, true).cache_read_tokens, 0);
     }
 }

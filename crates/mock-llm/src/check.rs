@@ -52,19 +52,31 @@ pub(crate) fn check(provider: Provider, body: &Value) -> Vec<Violation> {
     let mut turns = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let role = message["role"].as_str().unwrap_or_default();
-        let mut turn = Turn { assistant: role == "assistant", calls: Vec::new(), results: Vec::new() };
+        let mut turn = Turn {
+            assistant: role == "assistant",
+            calls: Vec::new(),
+            results: Vec::new(),
+        };
         match provider {
             Provider::Openai => {
                 for call in message["tool_calls"].as_array().into_iter().flatten() {
                     let id = call["id"].as_str().unwrap_or_default().to_owned();
                     let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
                     if !serde_json::from_str::<Value>(arguments).is_ok_and(|v| v.is_object()) {
-                        violate(Rule::ToolArgumentsNotObject, format!("message {index}: tool call {id}: {arguments:?}"));
+                        violate(
+                            Rule::ToolArgumentsNotObject,
+                            format!("message {index}: tool call {id}: {arguments:?}"),
+                        );
                     }
                     turn.calls.push(id);
                 }
                 if role == "tool" {
-                    turn.results.push(message["tool_call_id"].as_str().unwrap_or_default().to_owned());
+                    turn.results.push(
+                        message["tool_call_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                 }
             }
             Provider::Anthropic => {
@@ -74,14 +86,20 @@ pub(crate) fn check(provider: Provider, body: &Value) -> Vec<Violation> {
                         "tool_use" => {
                             let id = block["id"].as_str().unwrap_or_default().to_owned();
                             if !block["input"].is_object() {
-                                violate(Rule::ToolArgumentsNotObject, format!("message {index}: tool_use {id}"));
+                                violate(
+                                    Rule::ToolArgumentsNotObject,
+                                    format!("message {index}: tool_use {id}"),
+                                );
                             }
                             turn.calls.push(id);
                         }
                         "tool_result" => {
                             let id = block["tool_use_id"].as_str().unwrap_or_default().to_owned();
                             if other_before {
-                                violate(Rule::ToolResultAfterText, format!("message {index}: tool_result {id}"));
+                                violate(
+                                    Rule::ToolResultAfterText,
+                                    format!("message {index}: tool_result {id}"),
+                                );
                             }
                             turn.results.push(id);
                         }
@@ -94,18 +112,34 @@ pub(crate) fn check(provider: Provider, body: &Value) -> Vec<Violation> {
     }
     for (index, turn) in turns.iter().enumerate() {
         for id in &turn.results {
-            if !turns[..index].iter().any(|t| t.assistant && t.calls.contains(id)) {
-                violate(Rule::ToolResultWithoutCall, format!("message {index}: result for unknown call {id}"));
+            if !turns[..index]
+                .iter()
+                .any(|t| t.assistant && t.calls.contains(id))
+            {
+                violate(
+                    Rule::ToolResultWithoutCall,
+                    format!("message {index}: result for unknown call {id}"),
+                );
             }
         }
         if !turn.assistant || index + 1 == turns.len() {
             continue;
         }
-        let window: Vec<&Turn> = turns[index + 1..].iter().take_while(|t| !t.assistant).collect();
+        let window: Vec<&Turn> = turns[index + 1..]
+            .iter()
+            .take_while(|t| !t.assistant)
+            .collect();
         for id in &turn.calls {
-            let count = window.iter().flat_map(|t| &t.results).filter(|r| *r == id).count();
+            let count = window
+                .iter()
+                .flat_map(|t| &t.results)
+                .filter(|r| *r == id)
+                .count();
             if count != 1 {
-                violate(Rule::ToolCallResultCount, format!("message {index}: tool call {id} has {count} results"));
+                violate(
+                    Rule::ToolCallResultCount,
+                    format!("message {index}: tool call {id} has {count} results"),
+                );
             }
         }
     }
@@ -119,9 +153,15 @@ pub(crate) fn check(provider: Provider, body: &Value) -> Vec<Violation> {
                 all.push(block);
             }
         }
-        let count = all.iter().filter(|block| block.get("cache_control").is_some()).count();
+        let count = all
+            .iter()
+            .filter(|block| block.get("cache_control").is_some())
+            .count();
         if count > MAX_CACHE_BREAKPOINTS {
-            violate(Rule::TooManyCacheBreakpoints, format!("{count} blocks carry cache_control"));
+            violate(
+                Rule::TooManyCacheBreakpoints,
+                format!("{count} blocks carry cache_control"),
+            );
         }
     }
     out
@@ -161,7 +201,12 @@ mod tests {
         check_rules(
             Provider::Openai,
             bad,
-            &[Rule::ToolArgumentsNotObject, Rule::ToolResultWithoutCall, Rule::ToolCallResultCount, Rule::ToolCallResultCount],
+            &[
+                Rule::ToolArgumentsNotObject,
+                Rule::ToolResultWithoutCall,
+                Rule::ToolCallResultCount,
+                Rule::ToolCallResultCount,
+            ],
         );
     }
 
@@ -183,7 +228,11 @@ mod tests {
         check_rules(
             Provider::Anthropic,
             body,
-            &[Rule::ToolArgumentsNotObject, Rule::ToolResultAfterText, Rule::TooManyCacheBreakpoints],
+            &[
+                Rule::ToolArgumentsNotObject,
+                Rule::ToolResultAfterText,
+                Rule::TooManyCacheBreakpoints,
+            ],
         );
     }
 }

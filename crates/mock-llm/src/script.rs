@@ -61,10 +61,16 @@ impl TryFrom<RawResponse> for Response {
         let reply = match (raw.stream, raw.error) {
             (Some(stream), None) => Reply::Stream(stream),
             (None, Some(error)) => Reply::Error(error),
-            (Some(_), Some(_)) => return Err("a response has either `stream` or `error`, not both".into()),
+            (Some(_), Some(_)) => {
+                return Err("a response has either `stream` or `error`, not both".into());
+            }
             (None, None) => return Err("a response needs `stream` or `error`".into()),
         };
-        Ok(Self { provider: raw.provider, latency_ms: raw.latency_ms, reply })
+        Ok(Self {
+            provider: raw.provider,
+            latency_ms: raw.latency_ms,
+            reply,
+        })
     }
 }
 
@@ -74,7 +80,12 @@ impl From<Response> for RawResponse {
             Reply::Stream(stream) => (Some(stream), None),
             Reply::Error(error) => (None, Some(error)),
         };
-        Self { provider: response.provider, latency_ms: response.latency_ms, stream, error }
+        Self {
+            provider: response.provider,
+            latency_ms: response.latency_ms,
+            stream,
+            error,
+        }
     }
 }
 
@@ -183,7 +194,10 @@ pub enum Finish {
     Length,
 }
 
-/// Something going wrong after the `200` headers, once `after` items were sent.
+/// Something going wrong after the `200` headers, once `after` items were sent (an `after`
+/// beyond the item count fires before the final events). Without `stream: true`: `disconnect`
+/// cuts the JSON body, `malformed` sends half of it, `stall` delays it, `error_event` becomes an
+/// HTTP error (529 for `overloaded_error`, else 500).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
@@ -253,7 +267,10 @@ impl Response {
         Self {
             provider: None,
             latency_ms: 0,
-            reply: Reply::Stream(Stream { items, ..Stream::default() }),
+            reply: Reply::Stream(Stream {
+                items,
+                ..Stream::default()
+            }),
         }
     }
 
@@ -267,7 +284,10 @@ impl Response {
         Self {
             provider: None,
             latency_ms: 0,
-            reply: Reply::Error(HttpError { status, ..HttpError::default() }),
+            reply: Reply::Error(HttpError {
+                status,
+                ..HttpError::default()
+            }),
         }
     }
 
@@ -308,7 +328,10 @@ impl Response {
 
     /// Rejects what would only fail later, when the response is sent.
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let Reply::Error(error) = &self.reply else { return Ok(()) };
+        let error = match &self.reply {
+            Reply::Stream(_) => return Ok(()),
+            Reply::Error(error) => error,
+        };
         if axum::http::StatusCode::from_u16(error.status).is_err() {
             return Err(format!("invalid HTTP status {}", error.status));
         }
@@ -325,15 +348,25 @@ impl Response {
 
 impl Item {
     pub fn text(text: &str) -> Self {
-        Self::Text { text: text.into(), delay_ms: 0 }
+        Self::Text {
+            text: text.into(),
+            delay_ms: 0,
+        }
     }
 
     pub fn reasoning(text: &str, signature: Option<&str>) -> Self {
-        Self::Reasoning { text: text.into(), signature: signature.map(Into::into), delay_ms: 0 }
+        Self::Reasoning {
+            text: text.into(),
+            signature: signature.map(Into::into),
+            delay_ms: 0,
+        }
     }
 
     pub fn redacted_reasoning(data: &str) -> Self {
-        Self::RedactedReasoning { data: data.into(), delay_ms: 0 }
+        Self::RedactedReasoning {
+            data: data.into(),
+            delay_ms: 0,
+        }
     }
 
     /// A tool call whose `arguments` text is sent verbatim in `fragments` pieces.
@@ -396,13 +429,15 @@ pub(crate) fn split_fragments(text: &str, parts: usize) -> Vec<&str> {
 /// Parses a script: one response object or an array of them.
 pub fn parse_script(json: &str) -> Result<Vec<Response>> {
     let value: Value = serde_json::from_str(json).map_err(|err| Error::Script(err.to_string()))?;
-    let responses = match value {
+    let responses: Vec<Response> = match value {
         Value::Array(_) => serde_json::from_value(value),
         other => serde_json::from_value(other).map(|one| vec![one]),
     }
     .map_err(|err| Error::Script(err.to_string()))?;
     for (index, response) in responses.iter().enumerate() {
-        response.validate().map_err(|err| Error::Script(format!("response {index}: {err}")))?;
+        response
+            .validate()
+            .map_err(|err| Error::Script(format!("response {index}: {err}")))?;
     }
     Ok(responses)
 }
@@ -428,12 +463,39 @@ mod tests {
     }
 
     #[test]
+    fn the_crate_docs_example_script_parses() {
+        let docs: String = include_str!("lib.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("//!"))
+            .map(|line| format!("{}\n", line.trim_start()))
+            .collect();
+        let example = docs
+            .split("```json")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next());
+        let parsed = example.map(parse_script);
+        assert!(
+            matches!(parsed, Some(Ok(ref responses)) if responses.len() == 3),
+            "{parsed:?}"
+        );
+    }
+
+    #[test]
     fn script_parse_rejects_bad_input() {
         assert!(parse_script(r#"{"stream":{"items":[{"type":"txt","text":"x"}]}}"#).is_err());
         assert!(parse_script(r#"{"latncy_ms":1,"stream":{}}"#).is_err());
         assert!(parse_script(r#"{"error":{"status":42}}"#).is_err());
         assert!(parse_script(r#"{}"#).is_err());
-        let parsed = parse_script(r#"[{"stream":{"items":[{"type":"text","text":"x","delay_ms":5}]}}]"#);
-        assert_eq!(parsed.ok(), Some(vec![Response::stream(vec![Item::text("x").delayed(5)])]));
+        assert!(
+            parse_script(r#"{"stream":{"items":[{"type":"text","text":"x","dely_ms":1}]}}"#)
+                .is_err()
+        );
+        assert!(parse_script(r#"{"stream":{"fault":{"type":"stall"}}}"#).is_err());
+        let parsed =
+            parse_script(r#"[{"stream":{"items":[{"type":"text","text":"x","delay_ms":5}]}}]"#);
+        assert_eq!(
+            parsed.ok(),
+            Some(vec![Response::stream(vec![Item::text("x").delayed(5)])])
+        );
     }
 }

@@ -1,0 +1,267 @@
+//! Test helpers: a small SSE parser, per-provider stream assemblers, JSON key-path sets and the
+//! location of the recorded provider captures.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+/// One SSE event: its `event:` name (if any) and its `data:` text (padding trimmed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: Option<String>,
+    pub data: String,
+}
+
+impl Event {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|err| panic!("bad JSON {err}: {}", self.data))
+    }
+}
+
+/// Splits an SSE body into events; `:` comment lines are skipped.
+pub fn parse_sse(body: &str) -> Vec<Event> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data: Vec<&str> = Vec::new();
+            for line in block.lines() {
+                if let Some(rest) = line.strip_prefix("event:") {
+                    name = Some(rest.trim().to_owned());
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data.push(rest.trim());
+                }
+            }
+            (!data.is_empty()).then(|| Event {
+                name,
+                data: data.join("\n"),
+            })
+        })
+        .collect()
+}
+
+/// What a client makes of a stream, in provider-neutral terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assembled {
+    pub text: String,
+    pub reasoning: String,
+    pub signatures: Vec<String>,
+    pub redacted: Vec<String>,
+    /// `(id, name, raw arguments)`.
+    pub tool_calls: Vec<(String, String, String)>,
+    pub finish: Option<String>,
+    /// OpenAI: the usage object; Anthropic: `{input, output, cache_read, cache_write}`.
+    pub usage: Option<Value>,
+    /// `[DONE]` (OpenAI) or `message_stop` (Anthropic) was seen.
+    pub done: bool,
+    pub error: Option<Value>,
+}
+
+pub fn assemble_openai(events: &[Event]) -> Assembled {
+    let mut out = Assembled::default();
+    for event in events {
+        if event.data == "[DONE]" {
+            out.done = true;
+            continue;
+        }
+        let chunk = event.json();
+        if chunk.get("error").is_some() {
+            out.error = Some(chunk["error"].clone());
+            continue;
+        }
+        if chunk["usage"].is_object() {
+            out.usage = Some(chunk["usage"].clone());
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            continue;
+        };
+        let delta = &choice["delta"];
+        out.text += delta["content"].as_str().unwrap_or_default();
+        out.reasoning += delta["reasoning_content"].as_str().unwrap_or_default();
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap() as usize;
+            let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+            if let Some(id) = call["id"].as_str() {
+                assert_eq!(index, out.tool_calls.len(), "tool call indices are dense");
+                out.tool_calls.push((
+                    id.into(),
+                    call["function"]["name"].as_str().unwrap().into(),
+                    arguments.into(),
+                ));
+            } else {
+                out.tool_calls[index].2 += arguments;
+            }
+        }
+        if let Some(finish) = choice["finish_reason"].as_str() {
+            out.finish = Some(finish.into());
+        }
+    }
+    out
+}
+
+pub fn assemble_anthropic(events: &[Event]) -> Assembled {
+    let mut out = Assembled::default();
+    let mut usage = json!({});
+    // Per block index: its type and (for tool_use) its slot in `tool_calls`.
+    let mut blocks: Vec<(String, usize)> = Vec::new();
+    for event in events {
+        let data = event.json();
+        assert_eq!(
+            event.name.as_deref(),
+            data["type"].as_str(),
+            "event name = data.type"
+        );
+        match data["type"].as_str().unwrap() {
+            "message_start" => {
+                let start = &data["message"]["usage"];
+                usage = json!({
+                    "input": start["input_tokens"],
+                    "cache_read": start["cache_read_input_tokens"],
+                    "cache_write": start["cache_creation_input_tokens"],
+                });
+            }
+            "content_block_start" => {
+                let block = &data["content_block"];
+                assert_eq!(
+                    data["index"].as_u64().unwrap() as usize,
+                    blocks.len(),
+                    "block indices are dense"
+                );
+                let kind = block["type"].as_str().unwrap().to_owned();
+                match kind.as_str() {
+                    "tool_use" => out.tool_calls.push((
+                        block["id"].as_str().unwrap().into(),
+                        block["name"].as_str().unwrap().into(),
+                        String::new(),
+                    )),
+                    "redacted_thinking" => {
+                        out.redacted.push(block["data"].as_str().unwrap().into())
+                    }
+                    _ => {}
+                }
+                blocks.push((kind, out.tool_calls.len().saturating_sub(1)));
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                let (_, slot) = &blocks[data["index"].as_u64().unwrap() as usize];
+                match delta["type"].as_str().unwrap() {
+                    "text_delta" => out.text += delta["text"].as_str().unwrap(),
+                    "thinking_delta" => out.reasoning += delta["thinking"].as_str().unwrap(),
+                    "signature_delta" => out
+                        .signatures
+                        .push(delta["signature"].as_str().unwrap().into()),
+                    "input_json_delta" => {
+                        out.tool_calls[*slot].2 += delta["partial_json"].as_str().unwrap()
+                    }
+                    other => panic!("unknown delta {other}"),
+                }
+            }
+            "message_delta" => {
+                out.finish = data["delta"]["stop_reason"].as_str().map(Into::into);
+                usage["output"] = data["usage"]["output_tokens"].clone();
+            }
+            "message_stop" => out.done = true,
+            "error" => out.error = Some(data.clone()),
+            _ => {}
+        }
+    }
+    if usage.get("input").is_some() {
+        out.usage = Some(usage);
+    }
+    out
+}
+
+/// Every key path of `value`; array elements are `[]`, e.g. `choices[].delta.content`.
+pub fn key_paths(value: &Value) -> BTreeSet<String> {
+    fn walk(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    out.insert(path.clone());
+                    walk(child, &path, out);
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| walk(item, &format!("{prefix}[]"), out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(value, "", &mut out);
+    out
+}
+
+/// The recorded captures: `shared/fixtures/providers` beside some ancestor of this crate.
+pub fn fixtures_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("shared/fixtures/providers"))
+        .find(|dir| dir.is_dir())
+        .expect("shared/fixtures/providers next to the work tree")
+}
+
+/// `(file name, contents)` of the fixtures in `dir` ending in `ext`, sorted by name.
+pub fn fixtures(dir: &str, ext: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(fixtures_dir().join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(ext))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The `.meta.toml` next to a fixture.
+pub fn meta(dir: &str, file: &str) -> toml::Value {
+    let stem = file.rsplit_once('.').unwrap().0;
+    let text = std::fs::read_to_string(fixtures_dir().join(dir).join(format!("{stem}.meta.toml")))
+        .unwrap();
+    toml::Value::Table(toml::from_str(&text).unwrap())
+}
+
+pub async fn post(url: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("authorization", "Bearer sk-secret")
+        .header("x-api-key", "sk-ant-secret")
+        .header("anthropic-version", "2023-06-01")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A minimal OpenAI streaming request.
+pub fn openai_request(include_usage: bool) -> Value {
+    json!({
+        "model": "gpt-mock",
+        "stream": true,
+        "stream_options": {"include_usage": include_usage},
+        "messages": [{"role": "user", "content": "hello"}],
+    })
+}
+
+/// A minimal Anthropic streaming request.
+pub fn anthropic_request() -> Value {
+    json!({
+        "model": "claude-mock",
+        "max_tokens": 1024,
+        "stream": true,
+        "messages": [{"role": "user", "content": "hello"}],
+    })
+}
