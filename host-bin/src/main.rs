@@ -65,6 +65,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(mut host: Host, config_path: Option<PathBuf>) -> Result<()> {
+    let mut signals = Signals::register();
     tracing::info!(
         config = %config_path.as_deref().map_or("(defaults)".into(), |p| p.display().to_string()),
         version = env!("CARGO_PKG_VERSION"),
@@ -75,34 +76,65 @@ async fn serve(mut host: Host, config_path: Option<PathBuf>) -> Result<()> {
         tracing::warn!(ext = %id, reason = %reason, "Extension disabled");
     }
     tracing::info!(order = %report.activated.join(" -> "), "Dispatch ready");
-    let signal = shutdown_signal().await;
+    let signal = signals.recv().await;
     tracing::info!(signal, "Dispatch shutting down");
     let failures = host.deactivate().await;
     tracing::info!(failures = failures.len(), "Dispatch stopped");
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM and names it.
-async fn shutdown_signal() -> &'static str {
+/// SIGINT and SIGTERM, registered before the server reports ready so a signal that arrives
+/// right after "ready" is never the default (fatal) action.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(err) => {
-                tracing::warn!(error = %err, "Cannot watch SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind: SignalKind, name: &str| {
+                signal(kind)
+                    .map_err(
+                        |err| tracing::warn!(signal = name, error = %err, "Cannot watch signal"),
+                    )
+                    .ok()
+            };
+            Signals {
+                interrupt: watch(SignalKind::interrupt(), "SIGINT"),
+                terminate: watch(SignalKind::terminate(), "SIGTERM"),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
+
+    /// Waits for SIGINT or SIGTERM and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => "SIGINT",
+                () = next(&mut self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }
 
