@@ -1,6 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The extension span, in its own test binary: a per-thread tracing subscriber only sees every
-//! event when no other test runs concurrently in the process.
+//! The extension span, in its own test binary (it installs the global tracing subscriber).
 
 use std::sync::Arc;
 
@@ -28,75 +27,14 @@ impl Extension for Probe {
     }
 }
 
-mod span {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id};
-    use tracing_subscriber::layer::{Context, Layer};
-    use tracing_subscriber::registry::LookupSpan;
-
-    /// (message, `ext` of the innermost span that has one).
-    pub type CapturedEvent = (String, Option<String>);
-
-    /// Records, for every event, the `ext` field of the innermost span that has one.
-    #[derive(Clone, Default)]
-    pub struct ExtCapture {
-        spans: Arc<Mutex<HashMap<u64, String>>>,
-        pub events: Arc<Mutex<Vec<CapturedEvent>>>,
-    }
-
-    struct ExtVisitor(Option<String>);
-
-    impl Visit for ExtVisitor {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "ext" || field.name() == "message" {
-                self.0 = Some(format!("{value:?}"));
-            }
-        }
-
-        fn record_str(&mut self, field: &Field, value: &str) {
-            if field.name() == "ext" || field.name() == "message" {
-                self.0 = Some(value.to_string());
-            }
-        }
-    }
-
-    impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ExtCapture {
-        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
-            let mut v = ExtVisitor(None);
-            attrs.record(&mut v);
-            if let Some(ext) =
-                v.0.filter(|_| attrs.metadata().fields().field("ext").is_some())
-            {
-                self.spans.lock().unwrap().insert(id.into_u64(), ext);
-            }
-        }
-
-        fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-            let mut v = ExtVisitor(None);
-            event.record(&mut v);
-            let spans = self.spans.lock().unwrap();
-            let ext = ctx.event_scope(event).and_then(|scope| {
-                scope
-                    .into_iter()
-                    .find_map(|s| spans.get(&s.id().into_u64()).cloned())
-            });
-            self.events
-                .lock()
-                .unwrap()
-                .push((v.0.unwrap_or_default(), ext));
-        }
-    }
-}
-
 #[test]
 fn activation_runs_inside_a_span_carrying_the_extension_id() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let capture = span::ExtCapture::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Installs the capturing global subscriber before anything logs.
+    assert!(
+        dispatch_test_support::captured_events()
+            .iter()
+            .all(|(m, _)| !m.starts_with("Probe"))
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -104,11 +42,9 @@ fn activation_runs_inside_a_span_carrying_the_extension_id() {
         let mut host = Host::new(vec![Arc::new(Probe)], Default::default()).unwrap();
         host.activate().await.unwrap();
     });
-    let events = capture.events.lock().unwrap().clone();
-    let probe: Vec<_> = events
-        .iter()
+    let probe: Vec<_> = dispatch_test_support::captured_events()
+        .into_iter()
         .filter(|(m, _)| m.starts_with("Probe"))
-        .cloned()
         .collect();
     assert_eq!(
         probe,

@@ -90,6 +90,13 @@ pub fn assert_extension_compliance(
     });
 }
 
+/// Every event logged in this process so far, with the `ext` of its innermost extension
+/// span. Installs the capturing global subscriber on first use (see
+/// [`assert_extension_compliance`]); for tests of span placement.
+pub fn captured_events() -> Vec<Captured> {
+    SpanCapture::global().events.lock().unwrap().clone()
+}
+
 /// Inputs for [`assert_tool_compliance`].
 pub struct ToolCompliance {
     /// A valid input for the tool.
@@ -170,7 +177,7 @@ fn ctx(cwd: Option<std::path::PathBuf>) -> ToolCtx {
 }
 
 /// An event's message and the `ext` of its innermost span that has one.
-type Captured = (String, Option<String>);
+pub type Captured = (String, Option<String>);
 
 /// Records each event's message and the `ext` field of its innermost span that has one.
 #[derive(Clone, Default)]

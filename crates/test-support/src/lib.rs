@@ -17,7 +17,9 @@ mod time;
 mod tool;
 mod turn;
 
-pub use compliance::{ToolCompliance, assert_extension_compliance, assert_tool_compliance};
+pub use compliance::{
+    Captured, ToolCompliance, assert_extension_compliance, assert_tool_compliance, captured_events,
+};
 pub use events::{EventLog, check_history, check_turn_invariants, is_type};
 pub use provider::{Opening, Script, ScriptStep, ScriptedProvider};
 pub use sinks::{FlatPricing, RecordingStepSink, VecSteering};
