@@ -61,8 +61,20 @@ impl FileConfig {
                 per_extension: self.host.grants.clone(),
             },
             extensions: self.extensions.clone(),
+            data_dir: PathBuf::new(),
         }
     }
+}
+
+/// `$XDG_DATA_HOME/dispatch`, else `~/.local/share/dispatch`, else `./dispatch-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+        .map_or_else(
+            || PathBuf::from("dispatch-data"),
+            |dir| dir.join("dispatch"),
+        )
 }
 
 fn default_locations() -> Vec<PathBuf> {

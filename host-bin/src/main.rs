@@ -31,6 +31,10 @@ struct Cli {
     /// Path of dispatch.toml (default: ./dispatch.toml, then ~/.config/dispatch/dispatch.toml).
     #[arg(long, env = "DISPATCH_CONFIG")]
     config: Option<PathBuf>,
+    /// Where databases and journals live (default: $XDG_DATA_HOME/dispatch, else
+    /// ~/.local/share/dispatch).
+    #[arg(long, env = "DISPATCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Print each extension's id, version, tier and state, then exit.
     #[arg(long)]
     list_extensions: bool,
@@ -51,7 +55,12 @@ fn run(cli: Cli) -> Result<()> {
     let (config, path) = FileConfig::load(cli.config.as_deref())?;
     init_logging(config.host.log.as_deref());
     let extensions: Vec<Arc<dyn Extension>> = CORE_EXTENSIONS.iter().map(|make| make()).collect();
-    let mut host = Host::new(extensions, config.host_config())?;
+    let mut host_config = config.host_config();
+    host_config.data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
+    let mut host = Host::new(extensions, host_config)?;
     if cli.list_extensions {
         host.plan()?;
         print!("{}", extension_table(&host));

@@ -3,17 +3,27 @@
 //! Traits that cross a crate line live here (rule: traits live in the kernel). Service traits
 //! of extensions (conversation store, exec backend, ...) are added here as their issues land.
 
+mod conversation;
 mod extension;
 mod message;
 mod provider;
+mod storage;
 mod time;
 mod tool;
 mod turn;
 
+pub use conversation::{
+    CONVERSATION_STORE, ConversationFilter, ConversationSettings, ConversationStore, History,
+    HistoryPage, HistoryWindow, RepairReport, StoreError, WorkspaceUpdate,
+};
 pub use extension::{Capability, Extension, Manifest, Tier};
 pub use message::Message;
 pub use provider::{
     Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason,
+};
+pub use storage::{
+    LogEntry, LogPage, LogRange, Migration, MigrationTx, STORAGE, Scope, Storage, StorageError,
+    WriteBatch, WriteOp, WriteReceipt,
 };
 pub use time::{CLOCK, Clock, SLEEPER, Sleeper};
 pub use tool::{Tool, ToolCtx, ToolError, ToolOutput, ToolOutputSink, ToolSpec};

@@ -18,6 +18,7 @@ pub struct HostApi {
     pub(crate) config: toml::Table,
     pub(crate) span: tracing::Span,
     pub(crate) token: CancellationToken,
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 impl HostApi {
@@ -37,6 +38,11 @@ impl HostApi {
             extension: self.id.to_string(),
             message: err.to_string(),
         })
+    }
+
+    /// The server's data directory (databases, journals). The host does not create it.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     pub fn config_table(&self) -> &toml::Table {

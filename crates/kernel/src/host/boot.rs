@@ -56,6 +56,10 @@ impl CapabilityGrants {
 #[derive(Debug, Clone, Default)]
 pub struct HostConfig {
     pub grants: CapabilityGrants,
+    /// Where extensions keep their files (databases, journals). Resolved by host-bin from
+    /// `--data-dir`, `DISPATCH_DATA_DIR`, else `$XDG_DATA_HOME/dispatch` or
+    /// `~/.local/share/dispatch`; empty in tests that do not set it.
+    pub data_dir: std::path::PathBuf,
     /// `[extensions.<id>]` tables.
     pub extensions: BTreeMap<String, toml::Table>,
 }
@@ -357,6 +361,7 @@ impl Host {
         let id: Arc<str> = Arc::from(manifest.id.as_str());
         HostApi {
             span: tracing::info_span!("ext", ext = %id),
+            data_dir: self.config.data_dir.clone(),
             config: self
                 .config
                 .extensions
