@@ -11,6 +11,7 @@
 
 mod compliance;
 mod events;
+mod memory_storage;
 mod provider;
 mod sinks;
 mod time;
@@ -21,6 +22,7 @@ pub use compliance::{
     Captured, ToolCompliance, assert_extension_compliance, assert_tool_compliance, captured_events,
 };
 pub use events::{EventLog, check_history, check_turn_invariants, is_type};
+pub use memory_storage::MemoryStorage;
 pub use provider::{Opening, Script, ScriptStep, ScriptedProvider};
 pub use sinks::{FlatPricing, RecordingStepSink, VecSteering};
 pub use time::{TokioClock, TokioSleeper};

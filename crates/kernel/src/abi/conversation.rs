@@ -57,13 +57,13 @@ pub struct RepairReport {
     pub synthesized_results: u32,
     /// Error chunks left out of model-facing history.
     pub stripped_error_chunks: u32,
-    /// Assistant messages left empty (e.g. error-only) and dropped.
+    /// Messages left empty (e.g. an error-only assistant message) and dropped.
     pub dropped_empty_messages: u32,
     /// Tool-call arguments that were not a JSON object and were replaced by one.
     pub sanitized_arguments: u32,
     /// Stored rows that did not parse and were skipped (and logged).
     pub skipped_corrupt_rows: u32,
-    /// Tool results whose call is not in history, dropped.
+    /// Tool results dropped: no call in history, misplaced, or a duplicate.
     pub dropped_orphan_results: u32,
 }
 

@@ -34,8 +34,8 @@ pub enum StorageError {
     Backend(String),
 }
 
-/// A versioned, idempotent change of one scope's data, applied once, in version order, in
-/// one transaction, before the scope is handed out.
+/// A versioned, idempotent change of one scope's data, applied once, in version order, each
+/// migration in its own transaction together with its record, before the scope is handed out.
 #[derive(Clone, Copy)]
 pub struct Migration {
     /// 1, 2, 3 …; the scope's current version is the highest applied.
@@ -159,7 +159,8 @@ pub struct WriteReceipt {
     pub appended: Vec<(String, Option<RangeInclusive<u64>>)>,
 }
 
-/// One extension's private key space and logs.
+/// One extension's private key space and logs. Scope names, keys and log names are 1 to
+/// 512 bytes without control characters (else `StorageError::Invalid`).
 ///
 /// Writes are serialized by the backend (one writer), so two batches never interleave and
 /// seqs of one log are gap-free. A write's future hands the batch to the writer on its first
