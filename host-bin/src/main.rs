@@ -18,8 +18,11 @@ use crate::config::FileConfig;
 
 /// Every extension the server runs, as constructors. Order is only the tie-break of the
 /// dependency sort (rule: one explicit list, no registration magic).
-pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] =
-    &[|| Arc::new(dispatch_clock::ClockExtension)];
+pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
+    || Arc::new(dispatch_clock::ClockExtension),
+    || Arc::new(dispatch_storage_sqlite::StorageSqliteExtension::default()),
+    || Arc::new(dispatch_conversation_store::ConversationStoreExtension),
+];
 
 #[derive(Debug, Parser)]
 #[command(

@@ -6,9 +6,16 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn server() -> Command {
+/// The server binary with a hermetic environment: no inherited Dispatch variables, and a
+/// HOME/XDG data home inside a fresh temporary directory (kept alive by the caller).
+fn server_in(home: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch-server"));
-    cmd.env_remove("DISPATCH_LOG").env_remove("DISPATCH_CONFIG");
+    cmd.env_remove("DISPATCH_LOG")
+        .env_remove("DISPATCH_CONFIG")
+        .env_remove("DISPATCH_DATA_DIR")
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("share"))
+        .env("XDG_CONFIG_HOME", home.join("config"));
     cmd
 }
 
@@ -18,9 +25,11 @@ fn boot_and_stop(config: &str, signal: &str) -> (std::process::ExitStatus, Vec<S
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = server()
+    let mut child = server_in(dir.path())
         .arg("--config")
         .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .env("NO_COLOR", "1")
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -63,7 +72,10 @@ fn boots_logs_activation_order_and_stops_cleanly_on_sigterm() {
     let (exit, lines) = boot_and_stop("[host]\nlog = \"info\"\n", "TERM");
     assert!(exit.success(), "exit {exit:?}\n{}", lines.join("\n"));
     let ready = lines.iter().find(|l| l.contains("Dispatch ready")).unwrap();
-    assert!(ready.contains("order=clock"), "{ready}");
+    assert!(
+        ready.contains("order=clock -> storage-sqlite -> conversation-store"),
+        "{ready}"
+    );
     assert!(
         lines
             .iter()
@@ -89,7 +101,8 @@ fn stops_cleanly_on_sigint() {
 
 #[test]
 fn lists_extensions_with_version_tier_and_state() {
-    let out = server()
+    let home = tempfile::tempdir().unwrap();
+    let out = server_in(home.path())
         .arg("--list-extensions")
         .arg("--config")
         .arg("/dev/null")
@@ -103,19 +116,37 @@ fn lists_extensions_with_version_tier_and_state() {
         .collect();
     assert_eq!(rows[0], ["ID", "VERSION", "TIER", "STATE"]);
     assert_eq!(rows[1], ["clock", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[2], ["storage-sqlite", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[3], ["conversation-store", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows.len(), 4);
 }
 
 #[test]
-fn an_empty_grant_boots_and_a_bad_config_file_fails_clearly() {
+fn a_core_extension_denied_a_capability_stops_boot_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch.toml");
+    std::fs::write(&path, "[host]\ncapabilities = []\n").unwrap();
+    let out = server_in(dir.path())
+        .arg("--list-extensions")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("core extension `storage-sqlite` cannot run")
+            && err.contains("needs capability `fs`, which the host config does not grant"),
+        "{err}"
+    );
+
+    // Granting it per extension is enough.
     std::fs::write(
         &path,
-        "[extensions.clock]\nanything = 1\n[host]\ncapabilities = []\n",
+        "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\n",
     )
     .unwrap();
-    // clock needs no capability, so an empty grant still boots; a bad file does not.
-    let out = server()
+    let out = server_in(dir.path())
         .arg("--list-extensions")
         .arg("--config")
         .arg(&path)
@@ -126,9 +157,18 @@ fn an_empty_grant_boots_and_a_bad_config_file_fails_clearly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
+#[test]
+fn a_bad_config_file_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dispatch.toml");
     std::fs::write(&path, "[host]\ncapabilities = [\"teleport\"]\n").unwrap();
-    let out = server().arg("--config").arg(&path).output().unwrap();
+    let out = server_in(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -139,7 +179,8 @@ fn an_empty_grant_boots_and_a_bad_config_file_fails_clearly() {
 
 #[test]
 fn a_missing_explicit_config_is_an_error() {
-    let out = server()
+    let home = tempfile::tempdir().unwrap();
+    let out = server_in(home.path())
         .arg("--config")
         .arg("/nonexistent/dispatch.toml")
         .output()

@@ -34,12 +34,12 @@ pub use storage::{Pragmas, SqliteStorage};
 /// Opens the database on activation, provides it as [`STORAGE`], and closes it (queued
 /// writes committed, WAL checkpointed) on deactivation.
 #[derive(Default)]
-pub struct StorageExtension {
+pub struct StorageSqliteExtension {
     storage: Mutex<Option<Arc<SqliteStorage>>>,
 }
 
 #[async_trait]
-impl Extension for StorageExtension {
+impl Extension for StorageSqliteExtension {
     fn manifest(&self) -> Result<Manifest, KernelError> {
         dispatch_kernel::manifest!()
     }

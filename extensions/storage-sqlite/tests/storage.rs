@@ -15,7 +15,7 @@ use dispatch_kernel::abi::{
     WriteBatch, WriteReceipt,
 };
 use dispatch_kernel::host::{Host, HostConfig};
-use dispatch_storage_sqlite::{Config, Durability, Pragmas, SqliteStorage, StorageExtension};
+use dispatch_storage_sqlite::{Config, Durability, Pragmas, SqliteStorage, StorageSqliteExtension};
 use pretty_assertions::assert_eq;
 use tempfile::TempDir;
 
@@ -64,7 +64,7 @@ fn wal_len(db: &Path) -> u64 {
 fn is_compliant() {
     let dir = TempDir::new().unwrap();
     dispatch_test_support::assert_extension_compliance(
-        Arc::new(StorageExtension::default()),
+        Arc::new(StorageSqliteExtension::default()),
         env!("CARGO_MANIFEST_DIR"),
         vec![],
         HostConfig {
@@ -85,7 +85,7 @@ async fn the_extension_provides_storage_and_closes_it_on_deactivate() {
     let dir = TempDir::new().unwrap();
     let data_dir = dir.path().join("not/yet/there");
     let mut host = Host::new(
-        vec![Arc::new(StorageExtension::default())],
+        vec![Arc::new(StorageSqliteExtension::default())],
         HostConfig {
             data_dir: data_dir.clone(),
             ..HostConfig::default()
@@ -130,7 +130,7 @@ fn check_config(table: &str, expect: Result<&str, &str>) {
         .build()
         .unwrap();
     let outcome = runtime.block_on(async {
-        let mut host = Host::new(vec![Arc::new(StorageExtension::default())], config).unwrap();
+        let mut host = Host::new(vec![Arc::new(StorageSqliteExtension::default())], config).unwrap();
         let outcome = host.activate().await.map(|_| ());
         host.deactivate().await;
         outcome
