@@ -130,7 +130,8 @@ fn check_config(table: &str, expect: Result<&str, &str>) {
         .build()
         .unwrap();
     let outcome = runtime.block_on(async {
-        let mut host = Host::new(vec![Arc::new(StorageSqliteExtension::default())], config).unwrap();
+        let mut host =
+            Host::new(vec![Arc::new(StorageSqliteExtension::default())], config).unwrap();
         let outcome = host.activate().await.map(|_| ());
         host.deactivate().await;
         outcome
