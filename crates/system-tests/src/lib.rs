@@ -19,8 +19,6 @@ use dispatch_clock::SystemClock;
 use dispatch_conversation_store::Store;
 use dispatch_kernel::abi::{Message, Storage};
 use dispatch_storage_sqlite::{Config, Durability, SqliteStorage};
-use dispatch_wire::{Chunk, Id, Role};
-use serde_json::Value;
 
 /// The conversation store on a SQLite file, with the storage kept so it can be closed.
 pub struct Db {
@@ -64,42 +62,7 @@ impl Db {
     }
 }
 
-pub fn id(s: &str) -> Id {
-    Id::from(s)
-}
-
-pub fn user(message_id: &str, text: &str) -> Message {
-    Message::user(id(message_id), text)
-}
-
-pub fn assistant(message_id: &str, chunks: Vec<Chunk>) -> Message {
-    Message::new(id(message_id), Role::Assistant, chunks)
-}
-
-pub fn tool(message_id: &str, chunks: Vec<Chunk>) -> Message {
-    Message::new(id(message_id), Role::Tool, chunks)
-}
-
-pub fn text(text: &str) -> Chunk {
-    Chunk::Text { text: text.into() }
-}
-
-pub fn call(call_id: &str, input: Value) -> Chunk {
-    Chunk::ToolCall {
-        tool_call_id: id(call_id),
-        tool_name: "run_shell".into(),
-        input,
-    }
-}
-
-pub fn result(call_id: &str, output: &str) -> Chunk {
-    Chunk::ToolResult {
-        tool_call_id: id(call_id),
-        tool_name: "run_shell".into(),
-        output: output.into(),
-        is_error: false,
-    }
-}
+pub use dispatch_test_support::history::{assistant, call, id, result, text, tool, user};
 
 /// One agent step as a turn stores it (3 chunks): the assistant message `a<n>` with its text
 /// and the tool call `call<n>`, then the tool message `t<n>` with that call's result.

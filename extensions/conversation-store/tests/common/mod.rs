@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
 //! Shared fixtures: a store on [`MemoryStorage`] with a manual clock, a storage extension
 //! standing in for `storage-sqlite`, a clock extension, and message builders.
 
@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dispatch_conversation_store::{Config, Store};
-use dispatch_kernel::abi::{CLOCK, Clock, Extension, Manifest, Message, STORAGE};
+use dispatch_kernel::abi::{CLOCK, Clock, Extension, Manifest, STORAGE};
 use dispatch_kernel::host::HostApi;
 use dispatch_kernel::{BoxError, Error};
 use dispatch_test_support::MemoryStorage;
-use dispatch_wire::{Chunk, Id, Role};
-use serde_json::Value;
+use dispatch_wire::Chunk;
 
 pub const START_MS: i64 = 1_700_000_000_000;
 
@@ -123,42 +122,7 @@ impl Extension for ClockExtension {
     }
 }
 
-pub fn id(s: &str) -> Id {
-    Id::from(s)
-}
-
-pub fn user(message_id: &str, text: &str) -> Message {
-    Message::user(id(message_id), text)
-}
-
-pub fn assistant(message_id: &str, chunks: Vec<Chunk>) -> Message {
-    Message::new(id(message_id), Role::Assistant, chunks)
-}
-
-pub fn tool(message_id: &str, chunks: Vec<Chunk>) -> Message {
-    Message::new(id(message_id), Role::Tool, chunks)
-}
-
-pub fn text(t: &str) -> Chunk {
-    Chunk::Text { text: t.into() }
-}
-
-pub fn call(call_id: &str, input: Value) -> Chunk {
-    Chunk::ToolCall {
-        tool_call_id: id(call_id),
-        tool_name: "run_shell".into(),
-        input,
-    }
-}
-
-pub fn result(call_id: &str, output: &str) -> Chunk {
-    Chunk::ToolResult {
-        tool_call_id: id(call_id),
-        tool_name: "run_shell".into(),
-        output: output.into(),
-        is_error: false,
-    }
-}
+pub use dispatch_test_support::history::{assistant, call, id, result, text, tool, user};
 
 pub fn error_chunk(message: &str) -> Chunk {
     Chunk::Error {
