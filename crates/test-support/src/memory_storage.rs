@@ -20,8 +20,6 @@ use dispatch_kernel::abi::{
     WriteOp, WriteReceipt,
 };
 
-const MAX_NAME_BYTES: usize = 512;
-
 /// An in-memory storage backend. Cloning shares the data.
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
@@ -167,13 +165,8 @@ impl MemoryStorage {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<(), StorageError> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-        return Err(StorageError::Invalid(format!(
-            "{what} must be 1 to {MAX_NAME_BYTES} bytes without control characters: {name:?}"
-        )));
-    }
-    Ok(())
+fn check_name(kind: &str, name: &str) -> Result<(), StorageError> {
+    dispatch_kernel::abi::check_storage_name(kind, name).map_err(StorageError::Invalid)
 }
 
 #[async_trait]

@@ -9,27 +9,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
-/// Longest accepted scope, key or log name, in bytes.
-pub const MAX_NAME_BYTES: usize = 512;
+pub use dispatch_kernel::abi::MAX_STORAGE_NAME_BYTES as MAX_NAME_BYTES;
 
-/// Refuses names the ABI rules out: empty, longer than [`MAX_NAME_BYTES`], or holding a
-/// control character (NUL included).
+/// Refuses names the ABI rules out (see [`dispatch_kernel::abi::check_storage_name`]).
 pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::Invalid(format!("{kind} name is empty")));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(Error::Invalid(format!(
-            "{kind} name is {} bytes, the limit is {MAX_NAME_BYTES}",
-            name.len()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!(
-            "{kind} name {name:?} contains a control character"
-        )));
-    }
-    Ok(())
+    dispatch_kernel::abi::check_storage_name(kind, name).map_err(Error::Invalid)
 }
 
 /// The smallest string greater than every string starting with `prefix`, if there is one

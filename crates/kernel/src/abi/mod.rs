@@ -22,8 +22,8 @@ pub use provider::{
     Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason,
 };
 pub use storage::{
-    LogEntry, LogPage, LogRange, Migration, MigrationTx, STORAGE, Scope, Storage, StorageError,
-    WriteBatch, WriteOp, WriteReceipt,
+    LogEntry, LogPage, LogRange, MAX_STORAGE_NAME_BYTES, Migration, MigrationTx, STORAGE, Scope,
+    Storage, StorageError, WriteBatch, WriteOp, WriteReceipt, check_storage_name,
 };
 pub use time::{CLOCK, Clock, SLEEPER, Sleeper};
 pub use tool::{Tool, ToolCtx, ToolError, ToolOutput, ToolOutputSink, ToolSpec};

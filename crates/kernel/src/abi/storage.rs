@@ -34,6 +34,28 @@ pub enum StorageError {
     Backend(String),
 }
 
+/// Longest accepted scope, key or log name, in bytes.
+pub const MAX_STORAGE_NAME_BYTES: usize = 512;
+
+/// The naming rule every backend enforces: 1 to [`MAX_STORAGE_NAME_BYTES`] bytes without
+/// control characters (NUL included). `kind` names what is checked (`scope`, `key`, `log`);
+/// the error is the message of a `StorageError::Invalid`.
+pub fn check_storage_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{kind} name is empty"));
+    }
+    if name.len() > MAX_STORAGE_NAME_BYTES {
+        return Err(format!(
+            "{kind} name is {} bytes, the limit is {MAX_STORAGE_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{kind} name {name:?} contains a control character"));
+    }
+    Ok(())
+}
+
 /// A versioned, idempotent change of one scope's data, applied once, in version order, each
 /// migration in its own transaction together with its record, before the scope is handed out.
 #[derive(Clone, Copy)]
