@@ -17,6 +17,7 @@ mod conversation;
 mod events;
 mod history;
 mod model;
+mod prefix;
 pub mod schema;
 mod surface;
 mod transport;
@@ -29,6 +30,7 @@ pub use conversation::{
 pub use events::{AgentEvent, FinishReason, OutputStream, QueuedMessage};
 pub use history::{Chunk, Role, StoredChunk};
 pub use model::{ModelInfo, ModelPricing, ReasoningEffort};
+pub use prefix::{PrefixBlock, PrefixBlockRef, PromptPrefix};
 pub use surface::{SurfaceField, SurfaceScope, SurfaceSpec};
 pub use transport::*;
 pub use usage::{Cost, Usage};

@@ -18,11 +18,11 @@ use dispatch_wire::{
     AgentEvent, ChatRequest, Chunk, CompactPercentResponse, CompactResponse,
     ConversationActionResponse, ConversationListResponse, ConversationMeta, Cost, CwdResponse,
     DeleteWorkspaceResponse, ErrorResponse, HealthResponse, HistoryResponse, LastMessageResponse,
-    MetricsResponse, ModelInfo, ModelResponse, ModelsResponse, PutWorkspaceRequest, QueueRequest,
-    QueueResponse, QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest, SetCwdRequest,
-    SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, StatusResponse, StoredChunk,
-    SurfaceField, SurfaceSpec, TitleResponse, TurnMetrics, Usage, Workspace, WorkspaceListResponse,
-    WsClientMessage, WsServerMessage,
+    MetricsResponse, ModelInfo, ModelResponse, ModelsResponse, PromptPrefix, PutWorkspaceRequest,
+    QueueRequest, QueueResponse, QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest,
+    SetCwdRequest, SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, StatusResponse,
+    StoredChunk, SurfaceField, SurfaceSpec, TitleResponse, TurnMetrics, Usage, Workspace,
+    WorkspaceListResponse, WsClientMessage, WsServerMessage,
 };
 use pretty_assertions::assert_eq;
 use schemars::{JsonSchema, schema_for};
@@ -115,6 +115,8 @@ const STRUCT_GOLDENS: &[(&str, Reserialize)] = &[
     ("conversation-meta.json", reserialize::<ConversationMeta>),
     ("cost.json", reserialize::<Cost>),
     ("model-info.json", reserialize::<ModelInfo>),
+    ("prompt-prefix.json", reserialize::<PromptPrefix>),
+    ("prompt-prefix.first.json", reserialize::<PromptPrefix>),
     ("queued-message.json", reserialize::<QueuedMessage>),
     ("surface-spec.json", reserialize::<SurfaceSpec>),
     ("turn-metrics.json", reserialize::<TurnMetrics>),

@@ -111,6 +111,7 @@ async fn plain_reply_streams_merges_text_and_ends_with_stop() {
                 decode: Some(Duration::ZERO),
                 total: Duration::ZERO
             },
+            prefix: None,
         }]
     );
     // The request carries the caller's history and the model.

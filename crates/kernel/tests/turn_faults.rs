@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dispatch_kernel::abi::{EventSink, ProviderError, RetryPolicy, StopReason};
+use dispatch_kernel::abi::{EventSink, ProviderError, ProviderEvent, RetryPolicy, StopReason};
 use dispatch_kernel::{BackoffSchedule, run_turn};
 use dispatch_test_support::{
     Behaviour, EventLog, FakeTool, RecordingStepSink, Script, ScriptedProvider, TurnRun,
     check_history, check_turn_invariants, is_type, turn_input,
 };
-use dispatch_wire::{AgentEvent, Chunk, FinishReason, Id, Role};
+use dispatch_wire::{AgentEvent, Chunk, FinishReason, Id, PromptPrefix, Role};
 use pretty_assertions::assert_eq;
 
 fn secs(n: u64) -> Duration {
@@ -605,5 +605,43 @@ async fn a_panicking_event_sink_still_gets_error_and_done() {
     assert_eq!(
         log.inner.types(),
         ["turn-start", "tool-call", "tool-result", "error", "done"]
+    );
+}
+
+fn prefix_record(model: &str) -> Arc<PromptPrefix> {
+    Arc::new(PromptPrefix {
+        provider: "scripted".to_owned(),
+        model: model.to_owned(),
+        blocks: Vec::new(),
+        total_bytes: 0,
+        first_difference: None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prefix_record_is_not_content_and_the_successful_attempts_record_is_kept() {
+    let p = provider([
+        Script::new()
+            .event(ProviderEvent::Prefix(prefix_record("first")))
+            .error(overloaded()),
+        Script::new()
+            .event(ProviderEvent::Prefix(prefix_record("second")))
+            .text("hi")
+            .finish(StopReason::EndTurn),
+    ]);
+    let run = turn_input(p.clone()).retry(quick_retry()).run().await;
+
+    assert_eq!(
+        p.request_count(),
+        2,
+        "a prefix record does not block a retry"
+    );
+    assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
+    assert_eq!(run.steps.len(), 1);
+    assert_eq!(run.steps[0].prefix, Some(prefix_record("second")));
+    assert_eq!(
+        p.requests()[0].conversation_id.as_deref(),
+        Some("conv-1"),
+        "run_turn names the conversation in the request"
     );
 }

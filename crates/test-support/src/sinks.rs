@@ -111,7 +111,7 @@ pub struct FlatPricing {
 }
 
 impl Pricing for FlatPricing {
-    fn cost(&self, _model: &str, usage: &Usage) -> Option<Cost> {
+    fn cost(&self, _provider: &str, _model: &str, usage: &Usage) -> Option<Cost> {
         let uncached = usage.input_tokens.saturating_sub(usage.cache_read_tokens) as f64;
         let input = uncached * self.input;
         let cache_read = usage.cache_read_tokens as f64 * self.cache_read;

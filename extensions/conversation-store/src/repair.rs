@@ -24,19 +24,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dispatch_kernel::abi::{Message, RepairReport};
+pub use dispatch_kernel::abi::MALFORMED_ARGUMENTS_KEY;
+use dispatch_kernel::abi::{Message, RepairReport, sanitize_arguments};
 use dispatch_wire::{Chunk, Id, Role, StoredChunk};
-use serde_json::Value;
 
 /// The output of a synthesized result for a tool call that never finished.
 pub const INTERRUPTED_OUTPUT: &str =
     "Interrupted: this tool call did not complete (the turn was stopped or the server restarted).";
-
-/// The key of the object replacing tool-call arguments that are not a JSON object.
-pub const MALFORMED_ARGUMENTS_KEY: &str = "_malformed_arguments";
-
-/// How much of malformed arguments is kept, in characters.
-const MALFORMED_KEPT_CHARS: usize = 200;
 
 /// Repairs stored chunks (ascending by seq, corrupt rows already skipped) into messages a
 /// provider accepts, reporting what changed. `skipped_corrupt_rows` is left to the caller.
@@ -52,27 +46,6 @@ pub fn repair(chunks: Vec<StoredChunk>) -> (Vec<Message>, RepairReport) {
         tracing::error!(problem = %problem, "Repaired history is not provider-valid");
     }
     (messages, report)
-}
-
-/// Tool-call arguments as a JSON object, and whether they had to change.
-pub fn sanitize_arguments(input: Value) -> (Value, bool) {
-    match input {
-        Value::Object(_) => (input, false),
-        Value::String(raw) => match serde_json::from_str::<Value>(&raw) {
-            Ok(parsed @ Value::Object(_)) => (parsed, true),
-            Ok(_) | Err(_) => (malformed(&raw), true),
-        },
-        other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_)) => {
-            (malformed(&other.to_string()), true)
-        }
-    }
-}
-
-fn malformed(raw: &str) -> Value {
-    let kept: String = raw.chars().take(MALFORMED_KEPT_CHARS).collect();
-    let mut object = serde_json::Map::new();
-    object.insert(MALFORMED_ARGUMENTS_KEY.to_owned(), Value::String(kept));
-    Value::Object(object)
 }
 
 fn group(chunks: Vec<StoredChunk>, report: &mut RepairReport) -> Vec<Message> {
@@ -348,6 +321,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use expect_test::{Expect, expect};
     use serde_json::json;
+
+    use serde_json::Value;
 
     use super::*;
 

@@ -1,4 +1,5 @@
 use dispatch_wire::{Chunk, Id, Role};
+use serde_json::Value;
 
 /// One message of model-facing history: the chunks of one role, in order.
 ///
@@ -42,4 +43,37 @@ impl Message {
             _ => None,
         })
     }
+}
+
+/// The key of the object replacing tool-call arguments that are not a JSON object.
+pub const MALFORMED_ARGUMENTS_KEY: &str = "_malformed_arguments";
+
+/// How much of malformed arguments is kept, in characters.
+const MALFORMED_KEPT_CHARS: usize = 200;
+
+/// Tool-call arguments as a JSON object, and whether they had to change: an object stays, a
+/// string holding an object becomes that object, anything else becomes
+/// `{"_malformed_arguments": <its first 200 characters>}`.
+///
+/// The one rule for arguments that did not parse (the kernel keeps them as a string so the
+/// tool result can say why): the store applies it when loading history and providers when
+/// serializing a request, so a malformed call never makes a provider answer 400.
+pub fn sanitize_arguments(input: Value) -> (Value, bool) {
+    match input {
+        Value::Object(_) => (input, false),
+        Value::String(raw) => match serde_json::from_str::<Value>(&raw) {
+            Ok(parsed @ Value::Object(_)) => (parsed, true),
+            Ok(_) | Err(_) => (malformed(&raw), true),
+        },
+        other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_)) => {
+            (malformed(&other.to_string()), true)
+        }
+    }
+}
+
+fn malformed(raw: &str) -> Value {
+    let kept: String = raw.chars().take(MALFORMED_KEPT_CHARS).collect();
+    let mut object = serde_json::Map::new();
+    object.insert(MALFORMED_ARGUMENTS_KEY.to_owned(), Value::String(kept));
+    Value::Object(object)
 }

@@ -3,6 +3,7 @@
 //! Traits that cross a crate line live here (rule: traits live in the kernel). Service traits
 //! of extensions (conversation store, exec backend, ...) are added here as their issues land.
 
+mod catalog;
 mod conversation;
 mod extension;
 mod message;
@@ -12,14 +13,16 @@ mod time;
 mod tool;
 mod turn;
 
+pub use catalog::{MODEL_CATALOG, ModelCatalog};
 pub use conversation::{
     CONVERSATION_STORE, ConversationFilter, ConversationSettings, ConversationStore, History,
     HistoryPage, HistoryWindow, RepairReport, StoreError, WorkspaceUpdate,
 };
 pub use extension::{Capability, Extension, Manifest, Tier};
-pub use message::Message;
+pub use message::{MALFORMED_ARGUMENTS_KEY, Message, sanitize_arguments};
 pub use provider::{
     Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason,
+    SystemSection,
 };
 pub use storage::{
     LogEntry, LogPage, LogRange, MAX_STORAGE_NAME_BYTES, Migration, MigrationTx, STORAGE, Scope,

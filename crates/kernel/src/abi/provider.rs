@@ -2,21 +2,47 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dispatch_wire::{ModelInfo, ReasoningEffort, Usage};
+use dispatch_wire::{Id, ModelInfo, PromptPrefix, ReasoningEffort, Usage};
 use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::abi::{Message, ToolSpec};
 
+/// One section of the system prompt. Sections are sent in order (stable first, volatile
+/// last) so a change to a late section keeps the cache of the earlier ones; providers that
+/// take one system text join them with a blank line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemSection {
+    /// A short stable name (`stable`, `project`, `semi-stable`, `volatile`, ...), used in
+    /// prompt-prefix records to say which section changed.
+    pub name: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl SystemSection {
+    pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> SystemSection {
+        SystemSection {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
 /// Everything a provider needs for one model request (one step).
 ///
 /// Byte-stability matters for prompt caching: `system` and `tools` are shared by every step
 /// of a turn and must not change between steps; `tools` is sorted by name; `messages` only
-/// grows at its end.
+/// grows at its end. A provider must serialize the same request to the same bytes and must
+/// never change an earlier message's bytes because later ones were added (beyond moving its
+/// own cache markers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderRequest {
     pub model: String,
-    pub system: Option<Arc<str>>,
+    /// The conversation the request belongs to (`run_turn` sets it): providers key their
+    /// prompt-prefix records, and any cache routing hint, on it.
+    pub conversation_id: Option<Id>,
+    /// The system prompt, in sections; empty = none.
+    pub system: Arc<[SystemSection]>,
     pub messages: Vec<Message>,
     pub tools: Arc<[ToolSpec]>,
     pub reasoning_effort: Option<ReasoningEffort>,
@@ -28,13 +54,29 @@ impl ProviderRequest {
     pub fn new(model: impl Into<String>, messages: Vec<Message>) -> ProviderRequest {
         ProviderRequest {
             model: model.into(),
-            system: None,
+            conversation_id: None,
+            system: Arc::from(Vec::new()),
             messages,
             tools: Arc::from(Vec::new()),
             reasoning_effort: None,
             max_output_tokens: None,
             temperature: None,
         }
+    }
+
+    /// A one-section system prompt (section `system`).
+    pub fn with_system(mut self, text: impl Into<Arc<str>>) -> ProviderRequest {
+        self.system = Arc::from(vec![SystemSection::new("system", text)]);
+        self
+    }
+
+    /// The system sections joined by a blank line, for providers that take one text.
+    pub fn system_text(&self) -> Option<String> {
+        if self.system.is_empty() {
+            return None;
+        }
+        let texts: Vec<&str> = self.system.iter().map(|s| &*s.text).collect();
+        Some(texts.join("\n\n"))
     }
 }
 
@@ -69,6 +111,10 @@ pub enum ProviderEvent {
     },
     /// The latest usage of this request. A later `Usage` **replaces** an earlier one.
     Usage(Usage),
+    /// The prompt-prefix record of this request (hashes of what was sent), normally the
+    /// first event. Not content: it never blocks a retry. The kernel hands the successful
+    /// attempt's record to `on_step_complete`.
+    Prefix(Arc<PromptPrefix>),
     /// The response is complete. A stream that ends without `Finish` was cut off.
     Finish(StopReason),
 }

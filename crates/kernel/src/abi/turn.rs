@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dispatch_wire::{AgentEvent, Cost, FinishReason, Id, QueuedMessage, Usage};
+use dispatch_wire::{AgentEvent, Cost, FinishReason, Id, PromptPrefix, QueuedMessage, Usage};
 
 use crate::abi::{Message, Tool};
 use crate::host::FilterKey;
@@ -55,6 +55,8 @@ pub struct StepRecord {
     pub usage: Option<Usage>,
     pub cost: Option<Cost>,
     pub timing: StepTiming,
+    /// The prompt-prefix record of the step's provider request, when the provider made one.
+    pub prefix: Option<Arc<PromptPrefix>>,
 }
 
 /// Persists each step as it completes (`on_step_complete`). An error ends the turn with
@@ -82,7 +84,9 @@ pub trait RetryPolicy: Send + Sync {
 
 /// Prices usage for a model (implemented by the model catalog).
 pub trait Pricing: Send + Sync {
-    fn cost(&self, model: &str, usage: &Usage) -> Option<Cost>;
+    /// The cost of `usage` on `model` served by provider instance `provider`; `None` when
+    /// the model's prices are unknown (an unknown remote model is never priced at zero).
+    fn cost(&self, provider: &str, model: &str, usage: &Usage) -> Option<Cost>;
 }
 
 /// Context of the per-turn tools filter.

@@ -118,6 +118,7 @@ impl Ctx {
         let tools = unique_tools(tools);
         let specs: Vec<ToolSpec> = tools.iter().map(|t| t.spec().clone()).collect();
         request.tools = Arc::from(specs);
+        request.conversation_id = Some(conversation_id.clone());
         Ctx {
             conversation_id,
             turn_id,
@@ -344,6 +345,7 @@ async fn run_step(ctx: &mut Ctx, state: &mut State, index: u32, step_id: Id) -> 
         usage,
         cost,
         timing,
+        prefix: draft.prefix,
     };
     let persisted = if reason == StepReason::Aborted && record.messages.is_empty() {
         Persisted::Stored
@@ -478,7 +480,7 @@ fn account_usage(
         .env
         .pricing
         .as_ref()
-        .and_then(|p| p.cost(&ctx.request.model, &usage));
+        .and_then(|p| p.cost(ctx.provider.id(), &ctx.request.model, &usage));
     state.usage.add(&usage);
     if let Some(cost) = &cost {
         state.cost.get_or_insert_with(Cost::default).add(cost);

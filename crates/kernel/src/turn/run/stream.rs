@@ -14,10 +14,11 @@
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use dispatch_wire::{AgentEvent, Chunk, Id, Usage};
+use dispatch_wire::{AgentEvent, Chunk, Id, PromptPrefix, Usage};
 use futures::future::{BoxFuture, Either, select};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,8 @@ pub(super) struct Draft {
     pub calls: Vec<Call>,
     /// The latest usage the provider reported; a later report replaces an earlier one.
     pub usage: Option<Usage>,
+    /// The attempt's prompt-prefix record.
+    pub prefix: Option<Arc<PromptPrefix>>,
     has_content: bool,
     sent: Duration,
     first_token: Option<Duration>,
@@ -342,6 +345,7 @@ fn apply(
             draft.calls.push(call);
         }
         ProviderEvent::Usage(usage) => draft.usage = Some(usage),
+        ProviderEvent::Prefix(prefix) => draft.prefix = Some(prefix),
         ProviderEvent::Finish(stop) => return Some(stop),
     }
     None
