@@ -11,6 +11,7 @@
 
 mod compliance;
 mod events;
+pub mod fixtures;
 pub mod history;
 mod memory_storage;
 mod provider;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_kernel::abi::{
-    Message, Pricing, Provider, ProviderRequest, RetryPolicy, StepRecord, Tool,
+    Message, Pricing, Provider, ProviderRequest, RetryPolicy, StepRecord, SystemSection, Tool,
 };
 use dispatch_kernel::{TurnEnv, TurnInput, TurnOptions, TurnOutcome, run_turn};
-use dispatch_wire::{AgentEvent, Id};
+use dispatch_wire::{AgentEvent, Id, ReasoningEffort};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -141,6 +141,35 @@ impl TestTurn {
 
     pub fn without_step_sink(mut self) -> TestTurn {
         self.input.env.on_step_complete = None;
+        self
+    }
+
+    /// The model the request names.
+    pub fn model(mut self, model: &str) -> TestTurn {
+        self.input.request.model = model.to_owned();
+        self
+    }
+
+    /// Conversation and turn ids (defaults `conv-1`, `turn-1`).
+    pub fn ids(mut self, conversation_id: &str, turn_id: &str) -> TestTurn {
+        self.input.conversation_id = Id::from(conversation_id);
+        self.input.turn_id = Id::from(turn_id);
+        self
+    }
+
+    /// Replaces the model-facing history (which must end with the turn's user message).
+    pub fn history(mut self, messages: Vec<Message>) -> TestTurn {
+        self.input.request.messages = messages;
+        self
+    }
+
+    pub fn system(mut self, sections: Vec<SystemSection>) -> TestTurn {
+        self.input.request.system = Arc::from(sections);
+        self
+    }
+
+    pub fn reasoning_effort(mut self, effort: ReasoningEffort) -> TestTurn {
+        self.input.request.reasoning_effort = Some(effort);
         self
     }
 

@@ -1,0 +1,1 @@
+//! The `provider-anthropic` extension (work in progress; see its issue).

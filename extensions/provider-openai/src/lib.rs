@@ -1,0 +1,1 @@
+//! The `provider-openai` extension (work in progress; see its issue).
