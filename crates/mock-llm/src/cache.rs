@@ -95,7 +95,7 @@ impl PromptCache {
         }
     }
 
-    /// Accounts an OpenAI request with automatic caching of every 128-token prefix block
+    /// Accounts an OpenAI chat request with automatic caching of every 128-token prefix block
     /// (`enabled` false: everything is uncached input).
     pub(crate) fn openai(
         &mut self,
@@ -110,6 +110,46 @@ impl PromptCache {
                 bytes.extend_from_slice(json!({ key: entry }).to_string().as_bytes());
             }
         }
+        self.openai_prefix(body, &bytes, min_tokens, enabled, commit)
+    }
+
+    /// Accounts an OpenAI Responses request like [`PromptCache::openai`], over its units in
+    /// order: each tool, the `instructions`, then each `input` item (a string `input` is one).
+    pub(crate) fn openai_responses(
+        &mut self,
+        body: &Value,
+        min_tokens: u64,
+        enabled: bool,
+        commit: bool,
+    ) -> PromptTokens {
+        let mut bytes = Vec::new();
+        let mut unit = |key: &str, value: &Value| {
+            bytes.extend_from_slice(json!({ key: value }).to_string().as_bytes());
+        };
+        for tool in body["tools"].as_array().into_iter().flatten() {
+            unit("tools", tool);
+        }
+        if !body["instructions"].is_null() {
+            unit("instructions", &body["instructions"]);
+        }
+        match &body["input"] {
+            Value::Array(items) => items.iter().for_each(|item| unit("input", item)),
+            Value::Null => {}
+            other => unit("input", other),
+        }
+        self.openai_prefix(body, &bytes, min_tokens, enabled, commit)
+    }
+
+    /// OpenAI's automatic caching over the canonical prompt `bytes` of a request for
+    /// `body["model"]`.
+    fn openai_prefix(
+        &mut self,
+        body: &Value,
+        bytes: &[u8],
+        min_tokens: u64,
+        enabled: bool,
+        commit: bool,
+    ) -> PromptTokens {
         let total = estimate_tokens(bytes.len());
         if !enabled {
             return PromptTokens {
@@ -258,5 +298,33 @@ mod tests {
             first.input_tokens
         );
         assert_eq!(cache.openai(&body, 1024, true, true).cache_read_tokens, 0);
+    }
+
+    #[test]
+    fn responses_prefix_covers_tools_instructions_and_input() {
+        let mut cache = PromptCache::default();
+        let body = |instructions: &str, last: &str| {
+            json!({"model": "m", "instructions": instructions,
+                "tools": [{"type": "function", "name": "f", "parameters": {}}],
+                "input": [{"role": "user", "content": "x".repeat(3000)}, {"role": "user", "content": last}]})
+        };
+        let first = cache.openai_responses(&body("be brief", "one"), 0, true, true);
+        let second = cache.openai_responses(&body("be brief", "two"), 0, true, true);
+        assert_eq!(first.cache_read_tokens, 0);
+        // The tool, the instructions and the long input fill six whole blocks (3121 bytes).
+        assert_eq!(second.cache_read_tokens, 6 * 128);
+        assert_eq!(
+            second.input_tokens + second.cache_read_tokens,
+            first.input_tokens
+        );
+        // New instructions change the prefix before the input: nothing is read.
+        let third = cache.openai_responses(&body("be verbose", "two"), 0, true, true);
+        assert_eq!(third.cache_read_tokens, 0);
+        // A string input is one unit.
+        let text = json!({"model": "m", "input": "hello"});
+        assert_eq!(
+            cache.openai_responses(&text, 0, false, true).input_tokens,
+            estimate_tokens(json!({"input": "hello"}).to_string().len())
+        );
     }
 }

@@ -1,21 +1,23 @@
-//! A real-HTTP mock LLM server for tests and manual runs: it speaks OpenAI chat completions
-//! and Anthropic messages (streaming and not) in their recorded wire formats, answers from a
-//! FIFO queue of scripted [`Response`]s (content items, HTTP errors, mid-stream faults),
-//! records every request with protocol-invariant [`Violation`]s, and emulates prompt caching.
+//! A real-HTTP mock LLM server for tests and manual runs: it speaks OpenAI chat completions,
+//! the OpenAI Responses API and Anthropic messages (streaming and not) in their recorded wire
+//! formats, answers from a FIFO queue of scripted [`Response`]s (content items, HTTP errors,
+//! mid-stream faults), records every request with protocol-invariant [`Violation`]s, and
+//! emulates prompt caching.
 //! It must never contact or bind any non-loopback address, and must never be used by
 //! production code: only tests, `dev-dependencies` and the `dispatch-mock-llm` binary.
 //!
 //! # Routes
-//! `POST /v1/chat/completions` (and `/chat/completions`), `POST /v1/messages`,
-//! `GET /v1/models` (and `/models`; Anthropic's list shape when `anthropic-version` is sent),
-//! and the control API: `POST /_mock/responses` (one response or an array, appended),
-//! `GET /_mock/responses` (still queued), `GET /_mock/requests`, `POST /_mock/reset`,
-//! `GET /_mock/health`. Bad control input gets `400 {"error": {"type", "message"}}`.
+//! `POST /v1/chat/completions` (and `/chat/completions`), `POST /v1/responses` (and
+//! `/responses`), `POST /v1/messages`, `GET /v1/models` (and `/models`; Anthropic's list shape
+//! when `anthropic-version` is sent), and the control API: `POST /_mock/responses` (one
+//! response or an array, appended), `GET /_mock/responses` (still queued),
+//! `GET /_mock/requests`, `POST /_mock/reset`, `GET /_mock/health`. Bad control input gets `400 {"error": {"type", "message"}}`.
 //!
 //! # Scripts
-//! Each provider request takes the first queued response whose `provider` is unset or equals
-//! the request's format. An empty queue answers [`Config::default_text`], or `500` when
-//! [`Config::strict`]. A response is `{"provider"?, "latency_ms"?, "stream": {...}}` or
+//! Each provider request takes the first queued response whose `provider` (`openai`,
+//! `openai_responses`, `anthropic`) is unset or equals the request's format. Every request is
+//! recorded with its body both parsed and byte-exact ([`RecordedRequest::raw_body`]). An empty
+//! queue answers [`Config::default_text`], or `500` when [`Config::strict`]. A response is `{"provider"?, "latency_ms"?, "stream": {...}}` or
 //! `{"provider"?, "latency_ms"?, "error": {...}}`:
 //!
 //! ```json
@@ -36,6 +38,22 @@
 //! `malformed` (one invalid-JSON event inserted), `stall` (`ms`, or forever), `error_event`
 //! (`error_type`/`message`, default `overloaded_error`/`Overloaded`; ends the stream).
 //!
+//! # The Responses API
+//! A streamed answer is `event: <type>` + `data: <json>` events, each object carrying `type`
+//! and a `sequence_number` from 0, and no `[DONE]`: `response.created`,
+//! `response.in_progress`, then per output item `response.output_item.added` … `.done`
+//! (text: a `message` item with `content_part.added`, `output_text.delta`s,
+//! `output_text.done`, `content_part.done`; reasoning: a `reasoning` item with
+//! `reasoning_summary_part.added`, `reasoning_summary_text.delta`s, `.text.done`, `.part.done`,
+//! a scripted `signature` or redacted `data` in its `encrypted_content`; a tool call: a
+//! `function_call` item with one `function_call_arguments.delta` per fragment and
+//! `function_call_arguments.done`), and finally `response.completed`, or
+//! `response.incomplete` (`incomplete_details.reason` = `max_output_tokens`) for a `length`
+//! finish, with the full response object and its `usage`. Without `stream: true` the answer
+//! is that final response object. An `error_event` fault sends
+//! `event: error` / `{"type": "error", "code": error_type, "message", "param": null,
+//! "sequence_number"}`; HTTP errors use OpenAI's error bodies.
+//!
 //! # Token and cache model
 //! Tokens are estimated as `ceil(bytes / 4)` of canonical JSON. For an Anthropic request the
 //! prompt is the sequence of content blocks in cache order (each tool, each system block, each
@@ -48,8 +66,11 @@
 //! writes nothing. Prefixes are keyed by model and forgotten on reset. For OpenAI (when
 //! [`Config::openai_prefix_caching`]) every 128-token (512-byte) block prefix of the tools and
 //! messages is remembered, and `cached_tokens` is the longest one seen before, if at least
-//! `min_cacheable_tokens`. Output tokens are estimated from the scripted content. A script's
-//! `usage` replaces any of these numbers field by field.
+//! `min_cacheable_tokens`. A Responses request is cached the same way over its tools, its
+//! `instructions`, then each `input` item (a string `input` is one unit); its usage reports
+//! `input_tokens` (all prompt tokens), `input_tokens_details.cached_tokens`, `output_tokens`,
+//! `output_tokens_details.reasoning_tokens` and `total_tokens`. Output tokens are estimated
+//! from the scripted content. A script's `usage` replaces any of these numbers field by field.
 
 mod cache;
 mod check;
@@ -96,7 +117,7 @@ pub struct Config {
     pub default_text: String,
     /// Shortest cacheable prefix (Anthropic's is 1024 tokens); `0` caches any prefix.
     pub min_cacheable_tokens: u64,
-    /// Report OpenAI-style automatic `cached_tokens`.
+    /// Report OpenAI-style automatic `cached_tokens` (chat completions and Responses).
     pub openai_prefix_caching: bool,
     /// The ids `GET /v1/models` lists.
     pub models: Vec<String>,

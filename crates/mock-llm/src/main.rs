@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     version,
-    about = "A scripted OpenAI/Anthropic mock server on 127.0.0.1"
+    about = "A scripted OpenAI (chat completions, Responses) and Anthropic mock server on 127.0.0.1"
 )]
 struct Args {
     /// Port on 127.0.0.1; 0 picks a free one.

@@ -16,11 +16,13 @@ pub enum Provider {
     Openai,
     /// `POST /v1/messages`.
     Anthropic,
+    /// `POST /v1/responses` (and `/responses`): OpenAI's Responses API.
+    OpenaiResponses,
 }
 
 /// One queued answer to one provider request.
 ///
-/// JSON: `{"provider"?: "openai"|"anthropic", "latency_ms"?: N, "stream": Stream}` or
+/// JSON: `{"provider"?: "openai"|"anthropic"|"openai_responses", "latency_ms"?: N, "stream": Stream}` or
 /// `{... "error": HttpError}` (exactly one of `stream` / `error`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawResponse", into = "RawResponse")]
@@ -109,18 +111,22 @@ pub struct Stream {
     pub fault: Option<Fault>,
 }
 
-/// One piece of streamed content. Consecutive `text` (or `reasoning`) items share one block.
+/// One piece of streamed content. Consecutive `text` (or `reasoning`) items share one block
+/// (Responses: one output item).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Item {
-    /// OpenAI `delta.content`; Anthropic `text_delta`.
+    /// OpenAI `delta.content`; Anthropic `text_delta`; Responses `response.output_text.delta`
+    /// in a `message` item.
     Text {
         text: String,
         #[serde(default, skip_serializing_if = "is_zero")]
         delay_ms: u64,
     },
     /// OpenAI `delta.reasoning_content` (DeepSeek style); Anthropic `thinking_delta`, then a
-    /// `signature_delta` closing the block when `signature` is set.
+    /// `signature_delta` closing the block when `signature` is set; Responses
+    /// `response.reasoning_summary_text.delta` in a `reasoning` item with one `summary_text`
+    /// part, `signature` becoming the item's `encrypted_content` (and closing the item).
     Reasoning {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,7 +134,8 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "is_zero")]
         delay_ms: u64,
     },
-    /// Anthropic `redacted_thinking` block; nothing in the OpenAI format.
+    /// Anthropic `redacted_thinking` block; Responses: a `reasoning` item with an empty
+    /// `summary` and `encrypted_content` = `data`; nothing in the OpenAI chat format.
     RedactedReasoning {
         data: String,
         #[serde(default, skip_serializing_if = "is_zero")]
@@ -137,7 +144,7 @@ pub enum Item {
     /// A tool call. `arguments` is a JSON value, or a string sent verbatim (to script invalid
     /// JSON). Several tool calls in one stream are parallel calls.
     ToolCall {
-        /// Default: `call_mock_<n>` (OpenAI) / `toolu_mock_<n>` (Anthropic).
+        /// Default: `call_mock_<n>` (OpenAI; Responses `call_id`) / `toolu_mock_<n>` (Anthropic).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         name: String,
@@ -162,8 +169,9 @@ fn one() -> usize {
 
 /// Usage numbers in Anthropic's terms; each set field replaces the computed one.
 ///
-/// OpenAI's `prompt_tokens` is `input_tokens + cache_read_tokens + cache_write_tokens` and its
-/// `cached_tokens` is `cache_read_tokens`.
+/// OpenAI's `prompt_tokens` (Responses: `input_tokens`) is
+/// `input_tokens + cache_read_tokens + cache_write_tokens` and its `cached_tokens` is
+/// `cache_read_tokens`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
@@ -189,7 +197,8 @@ pub enum Finish {
     /// OpenAI `tool_calls`, Anthropic `tool_use`.
     #[serde(alias = "tool_use")]
     ToolCalls,
-    /// OpenAI `length`, Anthropic `max_tokens`.
+    /// OpenAI `length`, Anthropic `max_tokens`, Responses `response.incomplete` with
+    /// `incomplete_details.reason` = `max_output_tokens`.
     #[serde(alias = "max_tokens")]
     Length,
 }
@@ -211,7 +220,8 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ms: Option<u64>,
     },
-    /// An `event: error` with the provider's error body ends the stream.
+    /// An `event: error` with the provider's error body ends the stream (Responses:
+    /// `{"type": "error", "code": error_type, "message", "param": null, "sequence_number"}`).
     ErrorEvent {
         after: usize,
         #[serde(default = "overloaded_type")]

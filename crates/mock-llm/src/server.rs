@@ -44,6 +44,10 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The parsed body, when it is JSON.
     pub body: Option<Value>,
+    /// The body exactly as received (invalid UTF-8 replaced by U+FFFD), for byte-for-byte
+    /// comparisons; `body_bytes` counts the bytes received.
+    #[serde(default)]
+    pub raw_body: String,
     pub body_bytes: usize,
     pub received_unix_ms: u64,
     /// The format the request was answered in (`None` for unknown routes).
@@ -111,6 +115,8 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai))
         .route("/chat/completions", post(openai))
+        .route("/v1/responses", post(openai_responses))
+        .route("/responses", post(openai_responses))
         .route("/v1/messages", post(anthropic))
         .route("/v1/models", get(models))
         .route("/models", get(models))
@@ -144,6 +150,7 @@ fn recorded(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Re
             .map_or_else(|| uri.path().into(), ToString::to_string),
         headers: recorded_headers,
         body: serde_json::from_slice(body).ok(),
+        raw_body: String::from_utf8_lossy(body).into_owned(),
         body_bytes: body.len(),
         received_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -163,6 +170,21 @@ async fn openai(
 ) -> axum::response::Response {
     completion(
         Provider::Openai,
+        &shared,
+        recorded(&method, &uri, &headers, &body),
+    )
+    .await
+}
+
+async fn openai_responses(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    completion(
+        Provider::OpenaiResponses,
         &shared,
         recorded(&method, &uri, &headers, &body),
     )
@@ -230,6 +252,12 @@ async fn completion(
                 config.openai_prefix_caching,
                 commit,
             ),
+            Provider::OpenaiResponses => state.cache.openai_responses(
+                body,
+                config.min_cacheable_tokens,
+                config.openai_prefix_caching,
+                commit,
+            ),
         });
         drop(state);
         request.prompt = prompt;
@@ -280,6 +308,7 @@ async fn completion(
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        request: body,
     };
     if let (
         false,
@@ -321,7 +350,7 @@ async fn completion(
 
 fn provider_headers(provider: Provider, seq: u64) -> HeaderMap {
     let name = match provider {
-        Provider::Openai => "x-request-id",
+        Provider::Openai | Provider::OpenaiResponses => "x-request-id",
         Provider::Anthropic => "request-id",
     };
     let mut headers = HeaderMap::new();
@@ -411,7 +440,7 @@ async fn models(
     shared.record(request);
     let ids = &shared.config.models;
     Json(match provider {
-        Provider::Openai => json!({
+        Provider::Openai | Provider::OpenaiResponses => json!({
             "object": "list",
             "data": ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "dispatch-mock-llm"})).collect::<Vec<_>>(),
         }),

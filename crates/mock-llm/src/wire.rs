@@ -1,5 +1,7 @@
 //! The providers' wire formats: SSE events, JSON bodies and error bodies, shaped after the
-//! captures in `shared/fixtures/providers/`.
+//! captures in `shared/fixtures/providers/`. The Responses API lives in [`responses`].
+
+mod responses;
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use crate::cache::{PromptTokens, estimate_tokens};
 use crate::script::{
     Fault, Finish, HttpError, Item, Provider, Stream, arguments_text, split_fragments,
 };
+use responses::Responses;
 
 /// What one request needs to render its answer.
 pub(crate) struct Ctx {
@@ -20,6 +23,8 @@ pub(crate) struct Ctx {
     pub prompt: PromptTokens,
     pub seq: u64,
     pub created: u64,
+    /// The request body (a JSON object); the Responses API echoes its parameters.
+    pub request: Value,
 }
 
 /// One step of sending a body.
@@ -86,6 +91,17 @@ impl Totals {
         })
     }
 
+    fn responses(&self) -> Value {
+        let input = self.input + self.cache_read + self.cache_write;
+        json!({
+            "input_tokens": input,
+            "input_tokens_details": {"cached_tokens": self.cache_read},
+            "output_tokens": self.output,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning},
+            "total_tokens": input + self.output,
+        })
+    }
+
     fn anthropic(&self, output: u64) -> Value {
         json!({
             "input_tokens": self.input,
@@ -116,13 +132,18 @@ fn finish_name(provider: Provider, finish: Finish) -> &'static str {
         (Provider::Anthropic, Finish::Stop) => "end_turn",
         (Provider::Anthropic, Finish::ToolCalls) => "tool_use",
         (Provider::Anthropic, Finish::Length) => "max_tokens",
+        // The Responses API has a status instead.
+        (Provider::OpenaiResponses, Finish::Stop | Finish::ToolCalls) => "completed",
+        (Provider::OpenaiResponses, Finish::Length) => "incomplete",
     }
 }
 
 fn tool_id(ctx: &Ctx, id: Option<&String>, index: usize) -> String {
     match (id, ctx.provider) {
         (Some(id), _) => id.clone(),
-        (None, Provider::Openai) => format!("call_mock_{}_{index}", ctx.seq),
+        (None, Provider::Openai | Provider::OpenaiResponses) => {
+            format!("call_mock_{}_{index}", ctx.seq)
+        }
         (None, Provider::Anthropic) => format!("toolu_mock_{}_{index}", ctx.seq),
     }
 }
@@ -131,6 +152,7 @@ fn message_id(ctx: &Ctx) -> String {
     match ctx.provider {
         Provider::Openai => format!("chatcmpl-mock{}", ctx.seq),
         Provider::Anthropic => format!("msg_mock{}", ctx.seq),
+        Provider::OpenaiResponses => format!("resp_mock{}", ctx.seq),
     }
 }
 
@@ -157,6 +179,7 @@ pub(crate) fn steps(ctx: &Ctx, stream: &Stream) -> Vec<Step> {
         open: None,
         blocks: 0,
         tools: 0,
+        responses: Responses::new(ctx, stream),
     };
     let mut steps = Vec::new();
     let send = |frames: Vec<String>, steps: &mut Vec<Step>| {
@@ -208,12 +231,14 @@ enum Open {
     Thinking,
 }
 
-/// The SSE renderer: Anthropic block bookkeeping, OpenAI tool-call indices.
+/// The SSE renderer: Anthropic block bookkeeping, OpenAI tool-call indices, the Responses
+/// renderer.
 struct Sse<'a> {
     ctx: &'a Ctx,
     open: Option<Open>,
     blocks: usize,
     tools: usize,
+    responses: Responses<'a>,
 }
 
 fn event(name: &str, data: &Value) -> String {
@@ -242,6 +267,7 @@ impl Sse<'_> {
                 }
                 frames
             }
+            Provider::OpenaiResponses => self.responses.start(),
         }
     }
 
@@ -249,6 +275,7 @@ impl Sse<'_> {
         match self.ctx.provider {
             Provider::Openai => self.openai_item(item),
             Provider::Anthropic => self.anthropic_item(item),
+            Provider::OpenaiResponses => self.responses.item(item),
         }
     }
 
@@ -393,10 +420,11 @@ impl Sse<'_> {
                 frames.push(event("message_stop", &json!({"type": "message_stop"})));
                 frames
             }
+            Provider::OpenaiResponses => self.responses.finish(totals, finish),
         }
     }
 
-    fn malformed(&self) -> String {
+    fn malformed(&mut self) -> String {
         match self.ctx.provider {
             Provider::Openai => format!(
                 "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"unterminated\n\n",
@@ -406,10 +434,11 @@ impl Sse<'_> {
                 "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{},\"delta\":{{\"type\":\"text_delta\",\"text\":\"unterminated\n\n",
                 self.blocks
             ),
+            Provider::OpenaiResponses => self.responses.malformed(),
         }
     }
 
-    fn error_event(&self, error_type: &str, message: &str) -> String {
+    fn error_event(&mut self, error_type: &str, message: &str) -> String {
         match self.ctx.provider {
             Provider::Openai => event(
                 "error",
@@ -419,6 +448,7 @@ impl Sse<'_> {
                 "error",
                 &json!({"type": "error", "error": {"type": error_type, "message": message}}),
             ),
+            Provider::OpenaiResponses => self.responses.error_event(error_type, message),
         }
     }
 
@@ -518,6 +548,7 @@ fn json_body(ctx: &Ctx, stream: &Stream, totals: &Totals) -> Value {
                 "usage": totals.anthropic(totals.output),
             })
         }
+        Provider::OpenaiResponses => responses::json_body(ctx, stream, totals),
     }
 }
 
@@ -611,7 +642,7 @@ pub(crate) fn error_body(
             },
             "request_id": request_id,
         }),
-        Provider::Openai => json!({"error": {
+        Provider::Openai | Provider::OpenaiResponses => json!({"error": {
             "message": error.message.clone().unwrap_or(openai_message),
             "type": error.error_type.as_deref().unwrap_or(openai_type),
             "param": null,

@@ -60,6 +60,53 @@ async fn requests_are_recorded_with_secrets_redacted() {
 }
 
 #[tokio::test]
+async fn raw_bodies_are_recorded_byte_for_byte() {
+    let mock = MockLlm::start(Config::default()).await.unwrap();
+    let client = reqwest::Client::new();
+    // Key order, spacing, escapes and a trailing newline that re-serializing would change.
+    let raw = "{ \"stream\" :false,\n\t\"model\":\"m\",  \"messages\" : [ {\"role\":\"user\",\"content\":\"h\\u00e9 \u{e9} 1.0e0\"} ] }\n";
+    let response = client
+        .post(format!("{}/chat/completions", mock.openai_base_url()))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Not UTF-8: converted lossily, and not a JSON body.
+    let response = client
+        .post(format!("{}/v1/responses", mock.url()))
+        .body(vec![b'{', 0xff, b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let recorded = mock.requests();
+    assert_eq!(recorded[0].raw_body, raw);
+    assert_eq!(recorded[0].body_bytes, raw.len());
+    assert_eq!(recorded[0].body.as_ref().unwrap()["model"], "m");
+    assert_ne!(recorded[0].body.as_ref().unwrap().to_string(), raw);
+    assert_eq!(
+        (
+            recorded[1].raw_body.as_str(),
+            recorded[1].body_bytes,
+            &recorded[1].body
+        ),
+        ("{\u{fffd}}", 3, &None)
+    );
+    // The control API carries it unchanged too.
+    let listed: Vec<dispatch_mock_llm::RecordedRequest> = client
+        .get(format!("{}/_mock/requests", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0].raw_body, raw);
+}
+
+#[tokio::test]
 async fn invariant_violations_are_recorded() {
     let mock = MockLlm::start(Config::default()).await.unwrap();
     let openai = json!({"model": "m", "messages": [

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 use support::{
-    Assembled, Event, anthropic_request, assemble_anthropic, assemble_openai, key_paths,
-    openai_request, parse_sse, post,
+    Assembled, Event, Shapes, anthropic_request, assemble_anthropic, assemble_openai,
+    openai_request, parse_sse, post, read_until_end,
 };
 
 async fn start() -> MockLlm {
@@ -431,7 +431,9 @@ async fn http_errors_have_the_providers_bodies() {
             let body: Value = response.json().await.unwrap();
             let kind = match provider {
                 Provider::Anthropic => body["error"]["type"].clone(),
-                Provider::Openai => json!([body["error"]["type"], body["error"]["code"]]),
+                Provider::Openai | Provider::OpenaiResponses => {
+                    json!([body["error"]["type"], body["error"]["code"]])
+                }
             };
             seen.push((status, retry_after, kind));
         }
@@ -484,19 +486,6 @@ async fn http_errors_have_the_providers_bodies() {
         (502, "true")
     );
     assert_eq!(response.text().await.unwrap(), "<html>bad gateway</html>");
-}
-
-/// Reads a streaming body until it ends or fails: `(text received, Some(error) if it failed)`.
-async fn read_until_end(response: reqwest::Response) -> (String, Option<String>) {
-    let mut body = response.bytes_stream();
-    let mut text = Vec::new();
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(bytes) => text.extend_from_slice(&bytes),
-            Err(err) => return (String::from_utf8(text).unwrap(), Some(err.to_string())),
-        }
-    }
-    (String::from_utf8(text).unwrap(), None)
 }
 
 #[tokio::test]
@@ -783,34 +772,6 @@ fn kind(event: &Event) -> String {
         "content"
     };
     kind.into()
-}
-
-/// Per kind: the key paths every capture has (required) and any capture has (allowed).
-#[derive(Default)]
-struct Shapes(BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>);
-
-impl Shapes {
-    fn add(&mut self, kind: String, value: &Value) {
-        let paths = key_paths(value);
-        let (required, allowed) = self
-            .0
-            .entry(kind)
-            .or_insert_with(|| (paths.clone(), BTreeSet::new()));
-        required.retain(|p| paths.contains(p));
-        allowed.extend(paths);
-    }
-
-    #[track_caller]
-    fn check(&self, kind: &str, value: &Value) {
-        let (required, allowed) = self
-            .0
-            .get(kind)
-            .unwrap_or_else(|| panic!("no capture has a {kind} event"));
-        let paths = key_paths(value);
-        let missing: Vec<&String> = required.difference(&paths).collect();
-        let extra: Vec<&String> = paths.difference(allowed).collect();
-        assert_eq!((kind, missing, extra), (kind, vec![], vec![]), "{value}");
-    }
 }
 
 /// Splits an OpenAI chunk into its envelope (fields every chunk of a stream may carry,

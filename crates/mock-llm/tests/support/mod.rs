@@ -1,10 +1,11 @@
-//! Test helpers: a small SSE parser, per-provider stream assemblers, JSON key-path sets and the
-//! location of the recorded provider captures.
+//! Test helpers: a small SSE parser, per-provider stream assemblers, JSON key-path sets and
+//! shapes, and the location of the recorded provider captures.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// One SSE event: its `event:` name (if any) and its `data:` text (padding trimmed).
@@ -51,10 +52,13 @@ pub struct Assembled {
     pub redacted: Vec<String>,
     /// `(id, name, raw arguments)`.
     pub tool_calls: Vec<(String, String, String)>,
+    /// Responses: the final `status`.
     pub finish: Option<String>,
-    /// OpenAI: the usage object; Anthropic: `{input, output, cache_read, cache_write}`.
+    /// OpenAI and Responses: the usage object; Anthropic: `{input, output, cache_read,
+    /// cache_write}`.
     pub usage: Option<Value>,
-    /// `[DONE]` (OpenAI) or `message_stop` (Anthropic) was seen.
+    /// `[DONE]` (OpenAI), `message_stop` (Anthropic) or `response.completed`/`.incomplete`
+    /// (Responses) was seen.
     pub done: bool,
     pub error: Option<Value>,
 }
@@ -173,6 +177,79 @@ pub fn assemble_anthropic(events: &[Event]) -> Assembled {
     out
 }
 
+/// What a client makes of a Responses stream. Checks on the way that each event's name is its
+/// `type`, that `sequence_number`s increase, and that every `.done` event repeats what its
+/// deltas built. Reasoning items' `encrypted_content` lands in `signatures`.
+pub fn assemble_responses(events: &[Event]) -> Assembled {
+    let mut out = Assembled::default();
+    let mut last_sequence: Option<u64> = None;
+    // Per item id: what its deltas built so far, and (function calls) its `tool_calls` slot.
+    let mut built: BTreeMap<String, (String, Option<usize>)> = BTreeMap::new();
+    for event in events {
+        let data = event.json();
+        assert_eq!(
+            event.name.as_deref(),
+            data["type"].as_str(),
+            "event name = data.type"
+        );
+        let sequence = data["sequence_number"].as_u64().expect("sequence_number");
+        assert!(
+            last_sequence.is_none_or(|last| sequence > last),
+            "sequence numbers increase: {sequence} after {last_sequence:?}"
+        );
+        last_sequence = Some(sequence);
+        let item_id = data["item_id"].as_str().unwrap_or_default().to_owned();
+        let delta = data["delta"].as_str().unwrap_or_default();
+        match data["type"].as_str().unwrap() {
+            "response.output_item.added" => {
+                let item = &data["item"];
+                let slot = (item["type"] == "function_call").then(|| {
+                    out.tool_calls.push((
+                        item["call_id"].as_str().unwrap().into(),
+                        item["name"].as_str().unwrap().into(),
+                        item["arguments"].as_str().unwrap().into(),
+                    ));
+                    out.tool_calls.len() - 1
+                });
+                built.insert(item["id"].as_str().unwrap().into(), (String::new(), slot));
+            }
+            "response.output_text.delta" => {
+                out.text += delta;
+                built.get_mut(&item_id).unwrap().0 += delta;
+            }
+            "response.reasoning_summary_text.delta" => {
+                out.reasoning += delta;
+                built.get_mut(&item_id).unwrap().0 += delta;
+            }
+            "response.function_call_arguments.delta" => {
+                let (text, slot) = built.get_mut(&item_id).unwrap();
+                *text += delta;
+                out.tool_calls[slot.unwrap()].2 += delta;
+            }
+            "response.output_text.done" | "response.reasoning_summary_text.done" => {
+                assert_eq!(data["text"].as_str(), Some(built[&item_id].0.as_str()));
+            }
+            "response.function_call_arguments.done" => {
+                assert_eq!(data["arguments"].as_str(), Some(built[&item_id].0.as_str()));
+            }
+            "response.output_item.done" => {
+                if let Some(encrypted) = data["item"]["encrypted_content"].as_str() {
+                    out.signatures.push(encrypted.into());
+                }
+            }
+            "response.completed" | "response.incomplete" => {
+                let response = &data["response"];
+                out.finish = response["status"].as_str().map(Into::into);
+                out.usage = Some(response["usage"].clone());
+                out.done = true;
+            }
+            "error" => out.error = Some(data.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Every key path of `value`; array elements are `[]`, e.g. `choices[].delta.content`.
 pub fn key_paths(value: &Value) -> BTreeSet<String> {
     fn walk(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
@@ -197,6 +274,34 @@ pub fn key_paths(value: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     walk(value, "", &mut out);
     out
+}
+
+/// Per kind: the key paths every capture has (required) and any capture has (allowed).
+#[derive(Default)]
+pub struct Shapes(BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>);
+
+impl Shapes {
+    pub fn add(&mut self, kind: String, value: &Value) {
+        let paths = key_paths(value);
+        let (required, allowed) = self
+            .0
+            .entry(kind)
+            .or_insert_with(|| (paths.clone(), BTreeSet::new()));
+        required.retain(|p| paths.contains(p));
+        allowed.extend(paths);
+    }
+
+    #[track_caller]
+    pub fn check(&self, kind: &str, value: &Value) {
+        let (required, allowed) = self
+            .0
+            .get(kind)
+            .unwrap_or_else(|| panic!("no capture has a {kind} event"));
+        let paths = key_paths(value);
+        let missing: Vec<&String> = required.difference(&paths).collect();
+        let extra: Vec<&String> = paths.difference(allowed).collect();
+        assert_eq!((kind, missing, extra), (kind, vec![], vec![]), "{value}");
+    }
 }
 
 /// The recorded captures: `shared/fixtures/providers` beside some ancestor of this crate.
@@ -254,6 +359,29 @@ pub fn openai_request(include_usage: bool) -> Value {
         "stream_options": {"include_usage": include_usage},
         "messages": [{"role": "user", "content": "hello"}],
     })
+}
+
+/// A minimal Responses streaming request.
+pub fn responses_request() -> Value {
+    json!({
+        "model": "gpt-mock",
+        "stream": true,
+        "instructions": "Be brief.",
+        "input": [{"role": "user", "content": "hello"}],
+    })
+}
+
+/// Reads a streaming body until it ends or fails: `(text received, Some(error) if it failed)`.
+pub async fn read_until_end(response: reqwest::Response) -> (String, Option<String>) {
+    let mut body = response.bytes_stream();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => text.extend_from_slice(&bytes),
+            Err(err) => return (String::from_utf8(text).unwrap(), Some(err.to_string())),
+        }
+    }
+    (String::from_utf8(text).unwrap(), None)
 }
 
 /// A minimal Anthropic streaming request.
