@@ -15,35 +15,11 @@ use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 use support::{
     Assembled, Event, Shapes, assemble_openai, assemble_responses, openai_request, parse_sse, post,
-    read_until_end, responses_request,
+    read_until_end, responses_request, rich_response, start,
 };
-
-async fn start() -> MockLlm {
-    MockLlm::start(Config::default()).await.unwrap()
-}
 
 fn responses_url(mock: &MockLlm) -> String {
     format!("{}/responses", mock.openai_base_url())
-}
-
-/// Reasoning (closed by a signature), redacted reasoning, text in two items, and two parallel
-/// tool calls with split arguments (one split next to a multi-byte character).
-fn rich_response() -> Response {
-    Response::stream(vec![
-        Item::reasoning("Think", None),
-        Item::reasoning("ing.", Some("sig-1")),
-        Item::redacted_reasoning("opaque"),
-        Item::text("Reading "),
-        Item::text("both."),
-        Item::tool_call("call_a", "read_file", r#"{"path":"src/é.rs"}"#, 4),
-        Item::ToolCall {
-            id: None,
-            name: "grep".into(),
-            arguments: json!({"pattern": "fn main"}),
-            fragments: 3,
-            delay_ms: 0,
-        },
-    ])
 }
 
 async fn stream_text(url: &str, body: &Value) -> String {

@@ -15,32 +15,8 @@ use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 use support::{
     Assembled, Event, Shapes, anthropic_request, assemble_anthropic, assemble_openai,
-    openai_request, parse_sse, post, read_until_end,
+    openai_request, parse_sse, post, read_until_end, rich_response, start,
 };
-
-async fn start() -> MockLlm {
-    MockLlm::start(Config::default()).await.unwrap()
-}
-
-/// A response using every content item: reasoning, redacted reasoning, text, two parallel
-/// tool calls (one split inside a multi-byte character's neighbourhood).
-fn rich_response() -> Response {
-    Response::stream(vec![
-        Item::reasoning("Think", None),
-        Item::reasoning("ing.", Some("sig-1")),
-        Item::redacted_reasoning("opaque"),
-        Item::text("Reading "),
-        Item::text("both."),
-        Item::tool_call("call_a", "read_file", r#"{"path":"src/é.rs"}"#, 4),
-        Item::ToolCall {
-            id: None,
-            name: "grep".into(),
-            arguments: json!({"pattern": "fn main"}),
-            fragments: 3,
-            delay_ms: 0,
-        },
-    ])
-}
 
 async fn stream_text(url: &str, body: &Value) -> String {
     let response = post(url, body).await;

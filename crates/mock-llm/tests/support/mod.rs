@@ -393,3 +393,31 @@ pub fn anthropic_request() -> Value {
         "messages": [{"role": "user", "content": "hello"}],
     })
 }
+
+pub async fn start() -> dispatch_mock_llm::MockLlm {
+    dispatch_mock_llm::MockLlm::start(dispatch_mock_llm::Config::default())
+        .await
+        .unwrap()
+}
+
+/// A response using every content item: reasoning (closed by a signature), redacted
+/// reasoning, text in two items, two parallel tool calls with split arguments (one split next
+/// to a multi-byte character).
+pub fn rich_response() -> dispatch_mock_llm::Response {
+    use dispatch_mock_llm::{Item, Response};
+    Response::stream(vec![
+        Item::reasoning("Think", None),
+        Item::reasoning("ing.", Some("sig-1")),
+        Item::redacted_reasoning("opaque"),
+        Item::text("Reading "),
+        Item::text("both."),
+        Item::tool_call("call_a", "read_file", r#"{"path":"src/é.rs"}"#, 4),
+        Item::ToolCall {
+            id: None,
+            name: "grep".into(),
+            arguments: json!({"pattern": "fn main"}),
+            fragments: 3,
+            delay_ms: 0,
+        },
+    ])
+}
