@@ -645,3 +645,40 @@ async fn a_prefix_record_is_not_content_and_the_successful_attempts_record_is_ke
         "run_turn names the conversation in the request"
     );
 }
+
+/// Fails its request as soon as its token fires, like a real HTTP provider does.
+struct FailsOnCancel;
+
+#[async_trait::async_trait]
+impl dispatch_kernel::abi::Provider for FailsOnCancel {
+    fn id(&self) -> &str {
+        "fails-on-cancel"
+    }
+
+    async fn stream(
+        &self,
+        _request: &dispatch_kernel::abi::ProviderRequest,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<dispatch_kernel::abi::ProviderStream, ProviderError> {
+        cancel.cancelled().await;
+        Err(ProviderError::fatal("request cancelled"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_failing_because_of_the_abort_ends_the_turn_aborted() {
+    let t = turn_input(Arc::new(FailsOnCancel));
+    let cancel = t.cancel.clone();
+    let run = t
+        .run_with(async move {
+            tokio::time::sleep(secs(1)).await;
+            cancel.cancel();
+        })
+        .await;
+    assert_eq!(run.outcome.finish_reason, FinishReason::Aborted);
+    assert_eq!(
+        run.count_type("error"),
+        0,
+        "an abort is not a provider error"
+    );
+}

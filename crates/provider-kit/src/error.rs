@@ -112,7 +112,8 @@ impl ErrorCtx {
         }
     }
 
-    fn message(&self, detail: &str) -> String {
+    /// `"<instance> (<model>): <detail>"`, with every secret redacted.
+    pub fn message(&self, detail: &str) -> String {
         self.redactor
             .redact(&format!("{} ({}): {detail}", self.provider, self.model))
     }

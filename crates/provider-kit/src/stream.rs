@@ -29,7 +29,7 @@ pub trait Assembler: Send + 'static {
 }
 
 struct Drive<S, A> {
-    events: S,
+    events: std::pin::Pin<Box<S>>,
     assembler: A,
     out: VecDeque<ProviderEvent>,
     done: bool,
@@ -39,11 +39,11 @@ struct Drive<S, A> {
 /// `cancel`, the stream ends.
 pub fn assemble<S, A>(events: S, assembler: A, cancel: CancellationToken) -> ProviderStream
 where
-    S: Stream<Item = Result<SseEvent, ProviderError>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
     A: Assembler,
 {
     let drive = Drive {
-        events,
+        events: Box::pin(events),
         assembler,
         out: VecDeque::new(),
         done: false,

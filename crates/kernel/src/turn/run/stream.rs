@@ -208,7 +208,14 @@ async fn open(ctx: &Ctx, token: &CancellationToken) -> Result<ProviderStream, St
         AssertUnwindSafe(async { ctx.provider.stream(&ctx.request, token.clone()).await })
             .catch_unwind();
     let idle = ctx.env.sleeper.sleep(ctx.options.idle_timeout);
-    match or_cancel(&ctx.cancel, select(pin!(request), idle)).await {
+    let request = pin!(request);
+    let opened = or_cancel(&ctx.cancel, select(request, idle)).await;
+    // A provider honouring its token may fail the request just as the turn is cancelled:
+    // that is an abort, not a provider error.
+    if ctx.cancel.is_cancelled() {
+        return Err(StreamEnd::Aborted);
+    }
+    match opened {
         Err(Cancelled) => Err(StreamEnd::Aborted),
         Ok(Either::Left((Ok(Ok(stream)), _))) => Ok(stream),
         Ok(Either::Left((Ok(Err(err)), _))) => Err(StreamEnd::Failed(err)),
@@ -258,6 +265,7 @@ async fn read(
                     return StreamEnd::Finished(stop);
                 }
             }
+            Next::Item(Some(Err(_))) if ctx.cancel.is_cancelled() => return StreamEnd::Aborted,
             Next::Item(Some(Err(err))) => return StreamEnd::Failed(err),
             Next::Item(None) => {
                 let err = ProviderError::retryable(
