@@ -40,36 +40,11 @@ fn overloaded() -> ProviderError {
         .with_status(529)
 }
 
-/// `(attempt, delay_ms, code)` of every `provider-retry` event.
-fn retries(run: &TurnRun) -> Vec<(u32, u64, Option<String>)> {
-    run.events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::ProviderRetry {
-                attempt,
-                delay_ms,
-                code,
-                ..
-            } => Some((*attempt, *delay_ms, code.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 /// `(message, code, retryable)` of the only `error` event.
 fn the_error(run: &TurnRun) -> (String, Option<String>, bool) {
-    let errors = run.of_type("error");
+    let errors = run.errors();
     assert_eq!(errors.len(), 1, "{:?}", run.types());
-    let AgentEvent::Error {
-        message,
-        code,
-        retryable,
-        ..
-    } = errors[0]
-    else {
-        panic!()
-    };
-    (message.clone(), code.clone(), *retryable)
+    errors.into_iter().next().unwrap()
 }
 
 // ---- abort ----
@@ -352,7 +327,7 @@ async fn rate_limited_then_success_retries_once_after_retry_after() {
         .await;
 
     assert_eq!(
-        retries(&run),
+        run.retries(),
         [(1, 7000, Some("rate_limit_error".to_owned()))]
     );
     assert_eq!(
@@ -398,12 +373,13 @@ async fn retries_follow_the_default_schedule_until_the_8h_budget() {
         expected.push(delay);
     }
     assert_eq!(expected.len(), 21);
-    let got: Vec<Duration> = retries(&run)
+    let got: Vec<Duration> = run
+        .retries()
         .iter()
         .map(|(_, ms, _)| Duration::from_millis(*ms))
         .collect();
     assert_eq!(got, expected);
-    let attempts: Vec<u32> = retries(&run).iter().map(|(a, _, _)| *a).collect();
+    let attempts: Vec<u32> = run.retries().iter().map(|(a, _, _)| *a).collect();
     assert_eq!(attempts, (1..=21).collect::<Vec<u32>>());
     assert_eq!(p.request_count(), 22);
     assert_eq!(run.elapsed, slept);
@@ -461,7 +437,7 @@ async fn idle_before_content_is_retried() {
         .await;
 
     let idle = Some("idle-timeout".to_owned());
-    assert_eq!(retries(&run), [(1, 1000, idle.clone()), (2, 1000, idle)]);
+    assert_eq!(run.retries(), [(1, 1000, idle.clone()), (2, 1000, idle)]);
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(run.elapsed, secs(30 + 1 + 30 + 1));
     assert_eq!(
@@ -518,7 +494,7 @@ async fn a_stream_ending_without_finish_is_a_disconnect() {
 
     let p = provider([Script::new().usage(1, 1), Script::reply("hi")]);
     let run = turn_input(p).retry(quick_retry()).run().await;
-    assert_eq!(retries(&run), [(1, 1000, Some("disconnect".to_owned()))]);
+    assert_eq!(run.retries(), [(1, 1000, Some("disconnect".to_owned()))]);
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
 }
 

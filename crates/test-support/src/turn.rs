@@ -58,6 +58,38 @@ impl TurnRun {
             .filter(|e| e.type_name() == type_name)
             .count()
     }
+
+    /// Every `error` event as `(message, code, retryable)`.
+    pub fn errors(&self) -> Vec<(String, Option<String>, bool)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                AgentEvent::Error {
+                    message,
+                    code,
+                    retryable,
+                    ..
+                } => Some((message.clone(), code.clone(), *retryable)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every `provider-retry` event as `(attempt, delay_ms, code)`.
+    pub fn retries(&self) -> Vec<(u32, u64, Option<String>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                AgentEvent::ProviderRetry {
+                    attempt,
+                    delay_ms,
+                    code,
+                    ..
+                } => Some((*attempt, *delay_ms, code.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// A turn of conversation `conv-1`, turn `turn-1`, model `test-model`, whose history is
