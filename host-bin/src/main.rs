@@ -22,6 +22,9 @@ pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
     || Arc::new(dispatch_clock::ClockExtension),
     || Arc::new(dispatch_storage_sqlite::StorageSqliteExtension::default()),
     || Arc::new(dispatch_conversation_store::ConversationStoreExtension),
+    || Arc::new(dispatch_model_catalog::ModelCatalogExtension::default()),
+    || Arc::new(dispatch_provider_openai::ProviderOpenaiExtension::default()),
+    || Arc::new(dispatch_provider_anthropic::ProviderAnthropicExtension::default()),
 ];
 
 #[derive(Debug, Parser)]

@@ -13,6 +13,11 @@ fn server_in(home: &std::path::Path) -> Command {
     cmd.env_remove("DISPATCH_LOG")
         .env_remove("DISPATCH_CONFIG")
         .env_remove("DISPATCH_DATA_DIR")
+        .env_remove("DISPATCH_CREDENTIALS")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("share"))
         .env("XDG_CONFIG_HOME", home.join("config"));
@@ -22,10 +27,20 @@ fn server_in(home: &std::path::Path) -> Command {
 /// Spawns the server with `config`, waits for "Dispatch ready", sends `signal`, and returns
 /// (exit status, all stderr lines).
 fn boot_and_stop(config: &str, signal: &str) -> (std::process::ExitStatus, Vec<String>) {
+    boot_and_stop_with(config, signal, &[])
+}
+
+/// [`boot_and_stop`] with extra environment variables.
+fn boot_and_stop_with(
+    config: &str,
+    signal: &str,
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch.toml");
     std::fs::write(&path, config).unwrap();
     let mut child = server_in(dir.path())
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(&path)
         .arg("--data-dir")
@@ -73,7 +88,10 @@ fn boots_logs_activation_order_and_stops_cleanly_on_sigterm() {
     assert!(exit.success(), "exit {exit:?}\n{}", lines.join("\n"));
     let ready = lines.iter().find(|l| l.contains("Dispatch ready")).unwrap();
     assert!(
-        ready.contains("order=clock -> storage-sqlite -> conversation-store"),
+        ready.contains(
+            "order=clock -> storage-sqlite -> conversation-store -> model-catalog -> \
+             provider-openai -> provider-anthropic"
+        ),
         "{ready}"
     );
     assert!(
@@ -118,7 +136,13 @@ fn lists_extensions_with_version_tier_and_state() {
     assert_eq!(rows[1], ["clock", "0.1.0", "core", "enabled"]);
     assert_eq!(rows[2], ["storage-sqlite", "0.1.0", "core", "enabled"]);
     assert_eq!(rows[3], ["conversation-store", "0.1.0", "core", "enabled"]);
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[4], ["model-catalog", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[5], ["provider-openai", "0.1.0", "standard", "enabled"]);
+    assert_eq!(
+        rows[6],
+        ["provider-anthropic", "0.1.0", "standard", "enabled"]
+    );
+    assert_eq!(rows.len(), 7);
 }
 
 #[test]
@@ -140,10 +164,11 @@ fn a_core_extension_denied_a_capability_stops_boot_with_a_clear_error() {
         "{err}"
     );
 
-    // Granting it per extension is enough.
+    // Granting it per extension is enough; standard extensions without their grants are
+    // disabled and the server goes on.
     std::fs::write(
         &path,
-        "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\n",
+        "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\nmodel-catalog = [\"fs\"]\n",
     )
     .unwrap();
     let out = server_in(dir.path())
@@ -157,6 +182,30 @@ fn a_core_extension_denied_a_capability_stops_boot_with_a_clear_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("provider-openai") && l.contains("disabled")),
+        "{text}"
+    );
+}
+
+#[test]
+fn provider_instances_come_from_the_environment_and_keys_never_reach_the_log() {
+    let (exit, lines) = boot_and_stop_with(
+        "[host]\nlog = \"debug\"\n",
+        "TERM",
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-do-not-log-me"),
+            ("OPENAI_API_KEY", "sk-openai-do-not-log-me"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ],
+    );
+    assert!(exit.success(), "exit {exit:?}");
+    let log = lines.join("\n");
+    assert!(log.contains("instance=anthropic"), "{log}");
+    assert!(log.contains("instance=openai"), "{log}");
+    assert!(!log.contains("do-not-log-me"), "{log}");
 }
 
 #[test]
