@@ -22,7 +22,7 @@ pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
     || Arc::new(dispatch_clock::ClockExtension),
     || Arc::new(dispatch_storage_sqlite::StorageSqliteExtension::default()),
     || Arc::new(dispatch_conversation_store::ConversationStoreExtension),
-    || Arc::new(dispatch_model_catalog::ModelCatalogExtension::default()),
+    || Arc::new(dispatch_model_catalog::ModelCatalogExtension),
     || Arc::new(dispatch_provider_openai::ProviderOpenaiExtension::default()),
     || Arc::new(dispatch_provider_anthropic::ProviderAnthropicExtension::default()),
 ];
