@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use provider::AnthropicProvider;
-pub use request::thinking_budget;
+pub use request::{encode_request, thinking_budget};
 pub use stream::AnthropicAssembler;
 
 /// Registers the configured Anthropic provider instances.

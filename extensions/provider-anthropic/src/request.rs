@@ -21,7 +21,7 @@
 
 use dispatch_kernel::abi::{Message, ProviderRequest, SystemSection, sanitize_arguments};
 use dispatch_provider_kit::PrefixBuilder;
-use dispatch_wire::{Chunk, ModelInfo, PrefixBlockRef, ReasoningEffort, Role};
+use dispatch_wire::{Chunk, ModelInfo, PrefixBlockRef, PromptPrefix, ReasoningEffort, Role};
 use serde::Serialize;
 
 /// The bytes that mark a block as a cache breakpoint, spliced before its closing brace.
@@ -234,6 +234,18 @@ pub(crate) fn serialize(
         prefix,
         breakpoints,
     })
+}
+
+/// The body of `request` for the model `info` describes, and its prompt-prefix record as
+/// instance `provider` makes it before comparing it with the conversation's previous one:
+/// what [`AnthropicProvider`](crate::AnthropicProvider) sends. Public for the benchmark.
+pub fn encode_request(
+    request: &ProviderRequest,
+    info: &ModelInfo,
+    provider: &str,
+) -> serde_json::Result<(Vec<u8>, PromptPrefix)> {
+    let Serialized { body, prefix, .. } = serialize(request, info)?;
+    Ok((body, prefix.finish(provider, &request.model)))
 }
 
 /// Appends `block` to `body`, with the marker spliced `from_end` bytes before its end when
@@ -615,13 +627,32 @@ mod tests {
 
     #[test]
     fn the_thinking_budget_rule() {
-        #[track_caller]
-        fn limits(
-            cap: u64,
-            reasoning: bool,
-            effort: Option<ReasoningEffort>,
-            max: Option<u32>,
-        ) -> (u32, Option<u32>) {
+        use ReasoningEffort::{High, Low, Max, Medium, Xhigh};
+        // Catalog cap, model takes an effort, effort, requested max → max_tokens, budget.
+        let cases = [
+            // No effort, or a model that takes none: no thinking.
+            (64_000, true, None, None, 64_000, None),
+            (64_000, false, Some(High), None, 64_000, None),
+            (64_000, false, None, Some(100), 100, None),
+            // The ladder under a large cap.
+            (128_000, true, Some(Low), None, 128_000, Some(4096)),
+            (128_000, true, Some(Medium), None, 128_000, Some(10_240)),
+            (128_000, true, Some(High), None, 128_000, Some(16_384)),
+            (128_000, true, Some(Xhigh), None, 128_000, Some(32_768)),
+            (128_000, true, Some(Max), None, 128_000, Some(65_536)),
+            // Clamped to cap - 1024.
+            (64_000, true, Some(Max), None, 64_000, Some(62_976)),
+            (32_000, true, Some(Xhigh), None, 32_000, Some(30_976)),
+            // A small requested max_tokens is raised above the budget.
+            (64_000, true, Some(High), Some(1000), 20_480, Some(16_384)),
+            (20_000, true, Some(High), Some(1000), 20_000, Some(16_384)),
+            // A larger requested max_tokens stays.
+            (64_000, true, Some(Low), Some(30_000), 30_000, Some(4096)),
+            // A tiny cap: the minimum budget, max_tokens just above it.
+            (1500, true, Some(High), None, 1500, Some(1024)),
+            (1024, true, Some(High), None, 1025, Some(1024)),
+        ];
+        for (cap, reasoning, effort, max, max_tokens, budget) in cases {
             let mut request = ProviderRequest::new("m", Vec::new());
             request.reasoning_effort = effort;
             request.max_output_tokens = max;
@@ -630,60 +661,12 @@ mod tests {
                 assert!(l.max_tokens > budget, "{l:?}");
                 assert!(budget >= MIN_THINKING_BUDGET, "{l:?}");
             }
-            (l.max_tokens, l.thinking_budget)
+            assert_eq!(
+                (l.max_tokens, l.thinking_budget),
+                (max_tokens, budget),
+                "cap {cap}, reasoning {reasoning}, effort {effort:?}, max {max:?}"
+            );
         }
-        use ReasoningEffort::{High, Low, Max, Medium, Xhigh};
-        // No effort, or a model that takes none: no thinking.
-        assert_eq!(limits(64_000, true, None, None), (64_000, None));
-        assert_eq!(limits(64_000, false, Some(High), None), (64_000, None));
-        assert_eq!(limits(64_000, false, None, Some(100)), (100, None));
-        // The ladder under a large cap.
-        assert_eq!(
-            limits(128_000, true, Some(Low), None),
-            (128_000, Some(4096))
-        );
-        assert_eq!(
-            limits(128_000, true, Some(Medium), None),
-            (128_000, Some(10_240))
-        );
-        assert_eq!(
-            limits(128_000, true, Some(High), None),
-            (128_000, Some(16_384))
-        );
-        assert_eq!(
-            limits(128_000, true, Some(Xhigh), None),
-            (128_000, Some(32_768))
-        );
-        assert_eq!(
-            limits(128_000, true, Some(Max), None),
-            (128_000, Some(65_536))
-        );
-        // Clamped to cap - 1024.
-        assert_eq!(
-            limits(64_000, true, Some(Max), None),
-            (64_000, Some(62_976))
-        );
-        assert_eq!(
-            limits(32_000, true, Some(Xhigh), None),
-            (32_000, Some(30_976))
-        );
-        // A small requested max_tokens is raised above the budget.
-        assert_eq!(
-            limits(64_000, true, Some(High), Some(1000)),
-            (20_480, Some(16_384))
-        );
-        assert_eq!(
-            limits(20_000, true, Some(High), Some(1000)),
-            (20_000, Some(16_384))
-        );
-        // A larger requested max_tokens stays.
-        assert_eq!(
-            limits(64_000, true, Some(Low), Some(30_000)),
-            (30_000, Some(4096))
-        );
-        // A tiny cap: the minimum budget, max_tokens just above it.
-        assert_eq!(limits(1500, true, Some(High), None), (1500, Some(1024)));
-        assert_eq!(limits(1024, true, Some(High), None), (1025, Some(1024)));
     }
 
     #[test]

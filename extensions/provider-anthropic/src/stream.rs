@@ -9,13 +9,192 @@
 //! Usage is assigned, never summed: `message_start` gives the input and cache numbers and a
 //! provisional output count; a later `message_delta` replaces whatever it repeats, and its
 //! `output_tokens` is cumulative.
+//!
+//! Each event's data is read in one pass into `Data`, borrowing its strings from the
+//! event (a text delta costs one allocation, the delta's own `String`), and as leniently as
+//! indexing a `serde_json::Value` would: a field of another type than expected reads as
+//! absent instead of failing the event, so fields one block kind uses and another kind
+//! types differently never break a stream. Only data that is not JSON is malformed (and,
+//! unlike with a `Value`, data naming a field the assembler reads twice).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
 
 use dispatch_kernel::abi::{ProviderError, ProviderEvent, StopReason};
 use dispatch_provider_kit::{Assembler, ErrorCtx, SseEvent};
 use dispatch_wire::Usage;
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+/// The fields of an event's data the assembler reads; everything else is skipped unread.
+/// (In these structs one `#[serde(borrow)]` field lets every field borrow from the data.)
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Data<'a> {
+    /// The event type, read when the event has no `event:` line.
+    #[serde(rename = "type", borrow)]
+    kind: Scalar<'a>,
+    index: Scalar<'a>,
+    /// `content_block_start`.
+    content_block: Json<'a, Content<'a>>,
+    /// `content_block_delta` (the content) and `message_delta` (the stop reason).
+    delta: Json<'a, Content<'a>>,
+    /// `message_start`.
+    message: Json<'a, MessageStart<'a>>,
+    /// `message_delta`.
+    usage: Json<'a, UsageData<'a>>,
+}
+
+/// A content block or a delta: the fields the assembler reads from either.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Content<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Scalar<'a>,
+    text: Scalar<'a>,
+    thinking: Scalar<'a>,
+    signature: Scalar<'a>,
+    /// Redacted thinking's data.
+    data: Scalar<'a>,
+    id: Scalar<'a>,
+    name: Scalar<'a>,
+    partial_json: Scalar<'a>,
+    stop_reason: Scalar<'a>,
+    /// A tool call's input when it comes whole (rare: read as a value).
+    input: Option<Value>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MessageStart<'a> {
+    #[serde(borrow)]
+    usage: Json<'a, UsageData<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct UsageData<'a> {
+    #[serde(borrow)]
+    input_tokens: Scalar<'a>,
+    cache_read_input_tokens: Scalar<'a>,
+    cache_creation_input_tokens: Scalar<'a>,
+    output_tokens: Scalar<'a>,
+    output_tokens_details: Json<'a, UsageDetails<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct UsageDetails<'a> {
+    #[serde(borrow)]
+    thinking_tokens: Scalar<'a>,
+}
+
+/// A JSON value as far as the assembler reads one: a string (borrowed from the event's
+/// data unless it has escapes), a non-negative integer, an object read as `T`, or anything
+/// else, skipped. Like indexing into a `serde_json::Value`, reading a value as a kind it
+/// is not gives the empty string, `None` or `T`'s default.
+#[derive(Default)]
+enum Json<'a, T> {
+    Str(Cow<'a, str>),
+    U64(u64),
+    Object(T),
+    #[default]
+    Other,
+}
+
+/// A value whose object form is never read.
+type Scalar<'a> = Json<'a, IgnoredAny>;
+
+impl<'a, T> Json<'a, T> {
+    /// The string, or `""`.
+    fn as_str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            Json::U64(_) | Json::Object(_) | Json::Other => "",
+        }
+    }
+
+    /// The string, owned (no copy when it had escapes), or empty.
+    fn into_string(self) -> String {
+        match self {
+            Json::Str(s) => s.into_owned(),
+            Json::U64(_) | Json::Object(_) | Json::Other => String::new(),
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::U64(n) => Some(*n),
+            Json::Str(_) | Json::Object(_) | Json::Other => None,
+        }
+    }
+
+    fn into_object(self) -> T
+    where
+        T: Default,
+    {
+        match self {
+            Json::Object(object) => object,
+            Json::Str(_) | Json::U64(_) | Json::Other => T::default(),
+        }
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Json<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json<'a, T>, D::Error> {
+        struct JsonVisitor<'a, T>(PhantomData<(&'a (), T)>);
+
+        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for JsonVisitor<'a, T> {
+            type Value = Json<'a, T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'a, T>, E> {
+                Ok(Json::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Json<'a, T>, E> {
+                Ok(Json::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Json<'a, T>, E> {
+                Ok(Json::Str(Cow::Owned(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Json<'a, T>, E> {
+                Ok(Json::U64(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Json<'a, T>, E> {
+                Ok(u64::try_from(v).map_or(Json::Other, Json::U64))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Json<'a, T>, E> {
+                Ok(Json::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Json<'a, T>, E> {
+                Ok(Json::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Json<'a, T>, E> {
+                Ok(Json::Other)
+            }
+            fn visit_none<E>(self) -> Result<Json<'a, T>, E> {
+                Ok(Json::Other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Json<'a, T>, D::Error> {
+                Json::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Json<'a, T>, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| Json::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json<'a, T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Json::Object)
+            }
+        }
+
+        deserializer.deserialize_any(JsonVisitor(PhantomData))
+    }
+}
 
 /// An open content block.
 enum Block {
@@ -46,19 +225,19 @@ struct RawUsage {
 
 impl RawUsage {
     /// Takes every number `usage` reports; absent (or `null`) numbers keep their value.
-    fn assign(&mut self, usage: &Value) {
-        let set = |field: &mut u64, value: &Value| {
+    fn assign(&mut self, usage: UsageData<'_>) {
+        let set = |field: &mut u64, value: Scalar<'_>| {
             if let Some(n) = value.as_u64() {
                 *field = n;
             }
         };
-        set(&mut self.input, &usage["input_tokens"]);
-        set(&mut self.cache_read, &usage["cache_read_input_tokens"]);
-        set(&mut self.cache_write, &usage["cache_creation_input_tokens"]);
-        set(&mut self.output, &usage["output_tokens"]);
+        set(&mut self.input, usage.input_tokens);
+        set(&mut self.cache_read, usage.cache_read_input_tokens);
+        set(&mut self.cache_write, usage.cache_creation_input_tokens);
+        set(&mut self.output, usage.output_tokens);
         set(
             &mut self.thinking,
-            &usage["output_tokens_details"]["thinking_tokens"],
+            usage.output_tokens_details.into_object().thinking_tokens,
         );
     }
 
@@ -95,85 +274,77 @@ impl AnthropicAssembler {
         }
     }
 
-    fn index(&self, name: &str, data: &Value) -> Result<u64, ProviderError> {
-        data["index"].as_u64().ok_or_else(|| {
+    /// The content block index of a `kind` event.
+    fn index(&self, kind: &str, data: &Data<'_>) -> Result<u64, ProviderError> {
+        data.index.as_u64().ok_or_else(|| {
             self.ctx
-                .malformed(&format!("`{name}` event without an index"))
+                .malformed(&format!("`{kind}` event without an index"))
         })
     }
 
-    fn block_start(
-        &mut self,
-        data: &Value,
-        out: &mut VecDeque<ProviderEvent>,
-    ) -> Result<(), ProviderError> {
-        let index = self.index("content_block_start", data)?;
-        let block = &data["content_block"];
-        let text = |key: &str| block[key].as_str().unwrap_or_default().to_owned();
-        let open = match block["type"].as_str().unwrap_or_default() {
+    fn block_start(&mut self, index: u64, block: Content<'_>, out: &mut VecDeque<ProviderEvent>) {
+        let open = match block.kind.as_str() {
             "text" => {
-                push_text(out, ProviderEvent::TextDelta, text("text"));
+                push_text(out, ProviderEvent::TextDelta, block.text.into_string());
                 Block::Streamed { signature: None }
             }
             "thinking" => {
-                push_text(out, ProviderEvent::ReasoningDelta, text("thinking"));
-                let signature = text("signature");
+                push_text(
+                    out,
+                    ProviderEvent::ReasoningDelta,
+                    block.thinking.into_string(),
+                );
+                let signature = block.signature.into_string();
                 Block::Streamed {
                     signature: (!signature.is_empty()).then_some(signature),
                 }
             }
             "redacted_thinking" => {
-                out.push_back(ProviderEvent::RedactedReasoning(text("data")));
+                out.push_back(ProviderEvent::RedactedReasoning(block.data.into_string()));
                 Block::Other
             }
             "tool_use" => Block::ToolUse {
-                id: text("id"),
-                name: text("name"),
+                id: block.id.into_string(),
+                name: block.name.into_string(),
                 json: String::new(),
-                initial: block["input"]
-                    .as_object()
-                    .filter(|input| !input.is_empty())
-                    .map(|input| Value::Object(input.clone()).to_string()),
+                initial: block
+                    .input
+                    .filter(|input| input.as_object().is_some_and(|input| !input.is_empty()))
+                    .map(|input| input.to_string()),
             },
             _ => Block::Other,
         };
         self.blocks.insert(index, open);
-        Ok(())
     }
 
-    fn block_delta(
-        &mut self,
-        data: &Value,
-        out: &mut VecDeque<ProviderEvent>,
-    ) -> Result<(), ProviderError> {
-        let index = self.index("content_block_delta", data)?;
-        let delta = &data["delta"];
-        let text = |key: &str| delta[key].as_str().unwrap_or_default().to_owned();
-        match delta["type"].as_str().unwrap_or_default() {
-            "text_delta" => push_text(out, ProviderEvent::TextDelta, text("text")),
-            "thinking_delta" => push_text(out, ProviderEvent::ReasoningDelta, text("thinking")),
+    fn block_delta(&mut self, index: u64, delta: Content<'_>, out: &mut VecDeque<ProviderEvent>) {
+        match delta.kind.as_str() {
+            "text_delta" => push_text(out, ProviderEvent::TextDelta, delta.text.into_string()),
+            "thinking_delta" => {
+                push_text(
+                    out,
+                    ProviderEvent::ReasoningDelta,
+                    delta.thinking.into_string(),
+                );
+            }
             "signature_delta" => {
                 if let Some(Block::Streamed { signature }) = self.blocks.get_mut(&index) {
                     *signature = None;
                 }
-                out.push_back(ProviderEvent::ReasoningSignature(text("signature")));
+                out.push_back(ProviderEvent::ReasoningSignature(
+                    delta.signature.into_string(),
+                ));
             }
             "input_json_delta" => {
                 if let Some(Block::ToolUse { json, .. }) = self.blocks.get_mut(&index) {
-                    json.push_str(delta["partial_json"].as_str().unwrap_or_default());
+                    json.push_str(delta.partial_json.as_str());
                 }
             }
             _ => {}
         }
-        Ok(())
     }
 
-    fn block_stop(
-        &mut self,
-        data: &Value,
-        out: &mut VecDeque<ProviderEvent>,
-    ) -> Result<(), ProviderError> {
-        let index = self.index("content_block_stop", data)?;
+    fn block_stop(&mut self, index: u64, out: &mut VecDeque<ProviderEvent>) {
         match self.blocks.remove(&index) {
             Some(Block::ToolUse {
                 id,
@@ -197,7 +368,6 @@ impl AnthropicAssembler {
             }) => out.push_back(ProviderEvent::ReasoningSignature(signature)),
             Some(Block::Streamed { signature: None } | Block::Other) | None => {}
         }
-        Ok(())
     }
 }
 
@@ -238,27 +408,38 @@ impl Assembler for AnthropicAssembler {
             // A newer event type: its data is not ours to judge.
             _ => return Ok(()),
         }
-        let value: Value = serde_json::from_str(&data)
-            .map_err(|err| self.ctx.malformed(&format!("`{name}` event: {err}")))?;
+        let parsed: Data<'_> = serde_json::from_str::<Json<'_, Data<'_>>>(&data)
+            .map_err(|err| self.ctx.malformed(&format!("`{name}` event: {err}")))?
+            .into_object();
         // Without an `event:` line the type is in the data.
         let kind = if name == "message" {
-            value["type"].as_str().unwrap_or_default()
+            parsed.kind.as_str()
         } else {
             name.as_str()
         };
         match kind {
             "message_start" => {
-                self.usage.assign(&value["message"]["usage"]);
+                self.usage
+                    .assign(parsed.message.into_object().usage.into_object());
                 out.push_back(ProviderEvent::Usage(self.usage.wire()));
             }
-            "content_block_start" => self.block_start(&value, out)?,
-            "content_block_delta" => self.block_delta(&value, out)?,
-            "content_block_stop" => self.block_stop(&value, out)?,
+            "content_block_start" => {
+                let index = self.index(kind, &parsed)?;
+                self.block_start(index, parsed.content_block.into_object(), out);
+            }
+            "content_block_delta" => {
+                let index = self.index(kind, &parsed)?;
+                self.block_delta(index, parsed.delta.into_object(), out);
+            }
+            "content_block_stop" => {
+                let index = self.index(kind, &parsed)?;
+                self.block_stop(index, out);
+            }
             "message_delta" => {
-                if let Some(reason) = value["delta"]["stop_reason"].as_str() {
+                if let Json::Str(reason) = &parsed.delta.into_object().stop_reason {
                     self.stop = Some(stop_reason(reason));
                 }
-                self.usage.assign(&value["usage"]);
+                self.usage.assign(parsed.usage.into_object());
                 out.push_back(ProviderEvent::Usage(self.usage.wire()));
             }
             "message_stop" => {
@@ -383,6 +564,61 @@ mod tests {
             ),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn fields_of_an_unexpected_type_read_as_absent() {
+        let (events, end) = run(&[
+            ("message_start", "[1, 2]"),
+            (
+                "message_start",
+                r#"{"message":{"usage":{"input_tokens":"7","cache_read_input_tokens":-1,"output_tokens":2.5,"output_tokens_details":[1]}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"index":0,"content_block":{"type":"redacted_thinking","data":"ZA==","text":{"a":[1]},"id":7}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"index":1,"content_block":{"type":"text","text":5}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"index":1,"delta":{"type":"text_delta","text":"a\nb","citations":[{"x":null}]}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"delta":{"stop_reason":null},"usage":"none"}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"delta":"x","usage":{"output_tokens":9}}"#,
+            ),
+            ("message_stop", "{}"),
+        ]);
+        assert!(end.is_ok());
+        let nine = Usage {
+            output_tokens: 9,
+            ..Usage::default()
+        };
+        assert_eq!(
+            events,
+            [
+                ProviderEvent::Usage(Usage::default()),
+                ProviderEvent::Usage(Usage::default()),
+                ProviderEvent::RedactedReasoning("ZA==".to_owned()),
+                ProviderEvent::TextDelta("a\nb".to_owned()),
+                ProviderEvent::Usage(Usage::default()),
+                ProviderEvent::Usage(nine),
+                ProviderEvent::Usage(nine),
+                ProviderEvent::Finish(StopReason::Other("unknown".to_owned())),
+            ]
+        );
+        let (_, end) = run(&[("content_block_stop", r#"{"index":"0"}"#)]);
+        assert_eq!(
+            end.unwrap_err().message,
+            "anthropic (claude-x): malformed stream event: `content_block_stop` event without an index"
         );
     }
 

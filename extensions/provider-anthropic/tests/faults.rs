@@ -7,80 +7,37 @@ mod common;
 
 use std::time::Duration;
 
-use dispatch_mock_llm::{Fault, HttpError, Item, Reply, Response, Usage as MockUsage};
-use dispatch_test_support::turn_input;
+use dispatch_mock_llm::{Fault, HttpError, Item, Response, Usage as MockUsage};
 use dispatch_wire::{AgentEvent, FinishReason, Usage};
 use pretty_assertions::assert_eq;
 
 use common::*;
 
-fn http_error(error: HttpError) -> Response {
-    Response {
-        provider: None,
-        latency_ms: 0,
-        reply: Reply::Error(error),
-    }
-}
-
-/// The turn's `error` events as `(message, code, retryable)`.
-fn errors(events: &[AgentEvent]) -> Vec<(String, Option<String>, bool)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::Error {
-                message,
-                code,
-                retryable,
-                ..
-            } => Some((message.clone(), code.clone(), *retryable)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_429_with_retry_after_is_retried_once_after_the_delay() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            http_error(HttpError {
-                status: 429,
-                retry_after: Some(1),
-                error_type: Some("rate_limit_error".to_owned()),
-                ..HttpError::default()
-            }),
-            Response::text("Made it.").with_usage(MockUsage {
-                input_tokens: Some(40),
-                output_tokens: Some(7),
-                cache_read_tokens: Some(0),
-                cache_write_tokens: Some(0),
-                reasoning_tokens: None,
-            }),
-        ],
-    );
-    let catalog = catalog();
-    let run = turn_input(provider(&mock, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let mock = scripted(vec![
+        http_error(HttpError {
+            status: 429,
+            retry_after: Some(1),
+            error_type: Some("rate_limit_error".to_owned()),
+            ..HttpError::default()
+        }),
+        Response::text("Made it.").with_usage(MockUsage {
+            input_tokens: Some(40),
+            output_tokens: Some(7),
+            cache_read_tokens: Some(0),
+            cache_write_tokens: Some(0),
+            reasoning_tokens: None,
+        }),
+    ])
+    .await;
+    let run = retrying_turn(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(messages_requests(&mock).len(), 2);
-    let retries: Vec<(u32, u64, Option<String>)> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::ProviderRetry {
-                attempt,
-                delay_ms,
-                code,
-                ..
-            } => Some((*attempt, *delay_ms, code.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(retries, [(1, 1000, Some("rate_limit_error".to_owned()))]);
+    assert_eq!(
+        run.retries(),
+        [(1, 1000, Some("rate_limit_error".to_owned()))]
+    );
     assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);
     assert_eq!(
         run.outcome.usage,
@@ -97,24 +54,16 @@ async fn a_429_with_retry_after_is_retried_once_after_the_delay() {
 
 #[tokio::test]
 async fn an_overloaded_error_event_before_content_is_retried() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![Item::text("never shown")]).with_fault(Fault::ErrorEvent {
-                after: 0,
-                error_type: "overloaded_error".to_owned(),
-                message: "Overloaded".to_owned(),
-            }),
-            Response::text("Second try."),
-        ],
-    );
-    let catalog = catalog();
-    let run = turn_input(provider(&mock, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let mock = scripted(vec![
+        Response::stream(vec![Item::text("never shown")]).with_fault(Fault::ErrorEvent {
+            after: 0,
+            error_type: "overloaded_error".to_owned(),
+            message: "Overloaded".to_owned(),
+        }),
+        Response::text("Second try."),
+    ])
+    .await;
+    let run = retrying_turn(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(messages_requests(&mock).len(), 2);
     assert_eq!(run.count_type("provider-retry"), 1);
@@ -128,21 +77,13 @@ async fn an_overloaded_error_event_before_content_is_retried() {
 
 #[tokio::test]
 async fn a_disconnect_after_content_is_not_retried() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![Item::text("Partial"), Item::text(" answer")])
-                .with_fault(Fault::Disconnect { after: 1 }),
-            Response::text("unused"),
-        ],
-    );
-    let catalog = catalog();
-    let run = turn_input(provider(&mock, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let mock = scripted(vec![
+        Response::stream(vec![Item::text("Partial"), Item::text(" answer")])
+            .with_fault(Fault::Disconnect { after: 1 }),
+        Response::text("unused"),
+    ])
+    .await;
+    let run = retrying_turn(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(messages_requests(&mock).len(), 1);
     assert_eq!(
@@ -151,7 +92,7 @@ async fn a_disconnect_after_content_is_not_retried() {
         "the second response was never asked for"
     );
     assert_eq!(run.count_type("provider-retry"), 0);
-    let errors = errors(&run.events);
+    let errors = run.errors();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].1.as_deref(), Some("disconnect"));
     assert!(
@@ -168,23 +109,15 @@ async fn a_disconnect_after_content_is_not_retried() {
 
 #[tokio::test]
 async fn a_malformed_event_is_a_clear_fatal_error() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![Item::text("x")]).with_fault(Fault::Malformed { after: 0 }),
-            Response::text("unused"),
-        ],
-    );
-    let catalog = catalog();
-    let run = turn_input(provider(&mock, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let mock = scripted(vec![
+        Response::stream(vec![Item::text("x")]).with_fault(Fault::Malformed { after: 0 }),
+        Response::text("unused"),
+    ])
+    .await;
+    let run = retrying_turn(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(messages_requests(&mock).len(), 1);
-    let errors = errors(&run.events);
+    let errors = run.errors();
     assert_eq!(errors.len(), 1);
     let (message, code, retryable) = &errors[0];
     assert!(!retryable);
@@ -205,16 +138,11 @@ async fn a_200_that_is_not_an_event_stream_is_a_clear_fatal_error() {
         json.len()
     );
     let (url, _closed) = raw_server(answer).await;
-    let catalog = catalog();
-    let run = turn_input(provider_at(&url, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying_turn(provider_at(&url, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(run.count_type("provider-retry"), 0);
     assert_eq!(
-        errors(&run.events),
+        run.errors(),
         [(
             "anthropic (claude-sonnet-4-5): malformed stream event: expected an event stream, got a `application/json` answer".to_owned(),
             Some("malformed_event".to_owned()),

@@ -8,60 +8,36 @@
 
 mod common;
 
-use dispatch_mock_llm::{HttpError, Reply, Response};
-use dispatch_test_support::turn_input;
-use dispatch_wire::{AgentEvent, FinishReason};
+use dispatch_mock_llm::{HttpError, Response};
+use dispatch_wire::FinishReason;
 use pretty_assertions::assert_eq;
 
 use common::*;
 
 /// One failed turn; returns the `error` events as `(message, code, retryable)`.
 async fn fatal_status(status: u16, error_type: &str) -> Vec<(String, Option<String>, bool)> {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response {
-                provider: None,
-                latency_ms: 0,
-                reply: Reply::Error(HttpError {
-                    status,
-                    error_type: Some(error_type.to_owned()),
-                    message: Some(format!("request refused for key {KEY}")),
-                    retry_after: Some(1),
-                    ..HttpError::default()
-                }),
-            },
-            Response::text("unused"),
-        ],
-    );
-    let catalog = catalog();
-    let run = turn_input(provider(&mock, &catalog))
-        .model(MODEL)
-        .retry(fast_retry())
-        .run()
-        .await;
+    let mock = scripted(vec![
+        http_error(HttpError {
+            status,
+            error_type: Some(error_type.to_owned()),
+            message: Some(format!("request refused for key {KEY}")),
+            retry_after: Some(1),
+            ..HttpError::default()
+        }),
+        Response::text("unused"),
+    ])
+    .await;
+    let run = retrying_turn(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(messages_requests(&mock).len(), 1, "not retried");
     assert_eq!(
         messages_requests(&mock)[0].headers["x-api-key"],
         dispatch_mock_llm::REDACTED
     );
-    assert!(!run.outcome.error.unwrap().contains(KEY));
+    assert!(!run.outcome.error.as_deref().unwrap().contains(KEY));
     assert!(!format!("{:?}", run.events).contains(KEY));
     assert!(!format!("{:?}", run.steps).contains(KEY));
-    run.events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::Error {
-                message,
-                code,
-                retryable,
-                ..
-            } => Some((message.clone(), code.clone(), *retryable)),
-            _ => None,
-        })
-        .collect()
+    run.errors()
 }
 
 #[tokio::test]

@@ -6,11 +6,13 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_kernel::abi::{Message, SystemSection};
 use dispatch_mock_llm::{Fault, Item, Response, Usage as MockUsage};
-use dispatch_test_support::{Behaviour, FakeTool, is_type, turn_input};
+use dispatch_provider_anthropic::AnthropicProvider;
+use dispatch_test_support::{Behaviour, FakeTool, TurnRun, is_type, turn_input};
 use dispatch_wire::{
     AgentEvent, Chunk, FinishReason, Id, PrefixBlockRef, ReasoningEffort, Role, Usage,
 };
@@ -24,17 +26,14 @@ const REDACTED: &str = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFB
 
 #[tokio::test]
 async fn text_usage_cost_and_headers() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![Response::text("Hello there.").with_usage(MockUsage {
-            input_tokens: Some(100),
-            output_tokens: Some(50),
-            cache_read_tokens: Some(1000),
-            cache_write_tokens: Some(200),
-            reasoning_tokens: None,
-        })],
-    );
+    let mock = scripted(vec![Response::text("Hello there.").with_usage(MockUsage {
+        input_tokens: Some(100),
+        output_tokens: Some(50),
+        cache_read_tokens: Some(1000),
+        cache_write_tokens: Some(200),
+        reasoning_tokens: None,
+    })])
+    .await;
     let catalog = catalog();
     let run = turn_input(provider(&mock, &catalog))
         .model(MODEL)
@@ -88,19 +87,16 @@ async fn text_usage_cost_and_headers() {
 
 #[tokio::test]
 async fn thinking_and_redacted_thinking_round_trip_byte_exact() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![
-                Item::reasoning("Let me think", None),
-                Item::reasoning(" about it.", Some(SIGNATURE)),
-                Item::redacted_reasoning(REDACTED),
-                Item::text("Answer."),
-            ]),
-            Response::text("Second answer."),
-        ],
-    );
+    let mock = scripted(vec![
+        Response::stream(vec![
+            Item::reasoning("Let me think", None),
+            Item::reasoning(" about it.", Some(SIGNATURE)),
+            Item::redacted_reasoning(REDACTED),
+            Item::text("Answer."),
+        ]),
+        Response::text("Second answer."),
+    ])
+    .await;
     let catalog = catalog();
     let provider = provider(&mock, &catalog);
     let first_user = Message::user(Id::from("turn-1:0"), "Think hard.");
@@ -164,18 +160,15 @@ async fn thinking_and_redacted_thinking_round_trip_byte_exact() {
 
 #[tokio::test]
 async fn one_tool_call_split_into_many_fragments() {
-    let mock = mock().await;
     let arguments = r#"{"city":"Zürich","units":"metric","days":[1,2,3],"note":"ß→✓"}"#;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![
-                Item::text("Looking it up."),
-                Item::tool_call("toolu_01", "lookup", arguments, 23),
-            ]),
-            Response::text("Sunny."),
-        ],
-    );
+    let mock = scripted(vec![
+        Response::stream(vec![
+            Item::text("Looking it up."),
+            Item::tool_call("toolu_01", "lookup", arguments, 23),
+        ]),
+        Response::text("Sunny."),
+    ])
+    .await;
     let catalog = catalog();
     let lookup = FakeTool::new("lookup", Behaviour::Echo).arc();
     let run = turn_input(provider(&mock, &catalog))
@@ -214,17 +207,14 @@ async fn one_tool_call_split_into_many_fragments() {
 
 #[tokio::test]
 async fn two_parallel_tool_calls_answer_in_one_user_message() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![
-                Item::tool_call("toolu_a", "alpha", r#"{"n":1}"#, 3),
-                Item::tool_call("toolu_b", "beta", "", 1),
-            ]),
-            Response::text("Both done."),
-        ],
-    );
+    let mock = scripted(vec![
+        Response::stream(vec![
+            Item::tool_call("toolu_a", "alpha", r#"{"n":1}"#, 3),
+            Item::tool_call("toolu_b", "beta", "", 1),
+        ]),
+        Response::text("Both done."),
+    ])
+    .await;
     let catalog = catalog();
     let alpha = FakeTool::reply("alpha", "A").safe(true).arc();
     let beta = FakeTool::reply("beta", "B").safe(true).arc();
@@ -261,8 +251,7 @@ async fn two_parallel_tool_calls_answer_in_one_user_message() {
 
 #[tokio::test]
 async fn stored_malformed_tool_arguments_are_sent_as_an_object() {
-    let mock = mock().await;
-    script(&mock, vec![Response::text("Recovered.")]);
+    let mock = scripted(vec![Response::text("Recovered.")]).await;
     let catalog = catalog();
     let history = vec![
         Message::user(Id::from("t0:0"), "Do it."),
@@ -350,8 +339,7 @@ async fn tool_registration_order_changes_no_request_byte() {
 
 #[tokio::test]
 async fn a_changed_volatile_section_is_named_as_the_first_difference() {
-    let mock = mock().await;
-    script(&mock, vec![Response::text("One."), Response::text("Two.")]);
+    let mock = scripted(vec![Response::text("One."), Response::text("Two.")]).await;
     let catalog = catalog();
     let provider = provider(&mock, &catalog);
     let system = |date: &str| {
@@ -384,31 +372,31 @@ async fn a_changed_volatile_section_is_named_as_the_first_difference() {
     );
 }
 
+/// One turn of [`MODEL`] on `provider`, cancelled once its first text delta is out.
+async fn cancelled_after_first_text(provider: Arc<AnthropicProvider>) -> TurnRun {
+    let turn = turn_input(provider).model(MODEL);
+    let (events, cancel) = (turn.events.clone(), turn.cancel.clone());
+    turn.run_with(async move {
+        events
+            .wait_for(is_type("text-delta"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        cancel.cancel();
+    })
+    .await
+}
+
 #[tokio::test]
 async fn cancelling_a_stalled_stream_aborts_the_turn_promptly() {
-    let mock = mock().await;
-    script(
-        &mock,
-        vec![
-            Response::stream(vec![
-                Item::text("Thinking out loud"),
-                Item::text(" forever"),
-            ])
-            .with_fault(Fault::Stall { after: 1, ms: None }),
-        ],
-    );
-    let catalog = catalog();
-    let turn = turn_input(provider(&mock, &catalog)).model(MODEL);
-    let (events, cancel) = (turn.events.clone(), turn.cancel.clone());
-    let run = turn
-        .run_with(async move {
-            events
-                .wait_for(is_type("text-delta"), Duration::from_secs(5))
-                .await
-                .unwrap();
-            cancel.cancel();
-        })
-        .await;
+    let mock = scripted(vec![
+        Response::stream(vec![
+            Item::text("Thinking out loud"),
+            Item::text(" forever"),
+        ])
+        .with_fault(Fault::Stall { after: 1, ms: None }),
+    ])
+    .await;
+    let run = cancelled_after_first_text(provider(&mock, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Aborted);
     assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
     assert_eq!(
@@ -431,18 +419,7 @@ async fn cancelling_drops_the_http_request() {
         events.len()
     );
     let (url, on_closed) = raw_server(answer).await;
-    let catalog = catalog();
-    let turn = turn_input(provider_at(&url, &catalog)).model(MODEL);
-    let (events, cancel) = (turn.events.clone(), turn.cancel.clone());
-    let run = turn
-        .run_with(async move {
-            events
-                .wait_for(is_type("text-delta"), Duration::from_secs(5))
-                .await
-                .unwrap();
-            cancel.cancel();
-        })
-        .await;
+    let run = cancelled_after_first_text(provider_at(&url, &catalog())).await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Aborted);
     let open_for = tokio::time::timeout(Duration::from_secs(2), on_closed)
         .await

@@ -1,16 +1,17 @@
 //! Shared helpers of the provider-anthropic integration tests: the mock server, providers
-//! pointed at it, the built-in catalog, a fast retry policy, request inspection and a log
-//! capture.
+//! pointed at it, the built-in catalog, a fast retry policy, turns under it, request
+//! inspection and a log capture.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dispatch_kernel::abi::RetryPolicy;
-use dispatch_mock_llm::{Config, MockLlm, RecordedRequest, Response};
+use dispatch_mock_llm::{Config, HttpError, MockLlm, RecordedRequest, Reply, Response};
 use dispatch_model_catalog::Catalog;
 use dispatch_provider_anthropic::{AnthropicProvider, InstanceConfig};
 use dispatch_stdx::Secret;
+use dispatch_test_support::{TurnRun, turn_input};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id as SpanId, Record};
@@ -54,6 +55,22 @@ pub fn script(mock: &MockLlm, responses: Vec<Response>) {
     }
 }
 
+/// A strict mock answering `responses` in order.
+pub async fn scripted(responses: Vec<Response>) -> MockLlm {
+    let mock = mock().await;
+    script(&mock, responses);
+    mock
+}
+
+/// An HTTP error answer, at once.
+pub fn http_error(error: HttpError) -> Response {
+    Response {
+        provider: None,
+        latency_ms: 0,
+        reply: Reply::Error(error),
+    }
+}
+
 /// Instance `anthropic` on `base_url` with [`KEY`].
 pub fn provider_at(base_url: &str, catalog: &Arc<Catalog>) -> Arc<AnthropicProvider> {
     let config = InstanceConfig {
@@ -87,6 +104,15 @@ impl RetryPolicy for FastRetry {
 
 pub fn fast_retry() -> Arc<dyn RetryPolicy> {
     Arc::new(FastRetry)
+}
+
+/// One turn of [`MODEL`] on `provider`, retried under [`FastRetry`].
+pub async fn retrying_turn(provider: Arc<AnthropicProvider>) -> TurnRun {
+    turn_input(provider)
+        .model(MODEL)
+        .retry(fast_retry())
+        .run()
+        .await
 }
 
 /// The recorded `POST /v1/messages` requests, in order.
