@@ -101,8 +101,11 @@ impl Lines {
         out: &mut VecDeque<SseEvent>,
     ) -> Result<usize, Utf8Error> {
         let mut start = 0;
-        if std::mem::take(&mut self.skip_lf) && input.first() == Some(&b'\n') {
-            start = 1;
+        if self.skip_lf && !input.is_empty() {
+            self.skip_lf = false;
+            if input[0] == b'\n' {
+                start = 1;
+            }
         }
         let mut search = search_from.max(start);
         while let Some(offset) = input[search..]
@@ -300,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_crlf_split_across_chunks_is_one_line_end() {
-        let got = decode_all(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]);
+        let got = decode_all(&[b"data: a\r", b"", b"\n\r", b"\ndata: b\r\n\r\n"]);
         assert_eq!(got, vec![event("message", "a"), event("message", "b")]);
     }
 

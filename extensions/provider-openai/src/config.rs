@@ -98,7 +98,7 @@ impl MaxTokensField {
 /// `[extensions.provider-openai.instances.<name>]`, as written; every field is optional.
 /// The [`HttpSettings`] fields (`connect_timeout_secs`, `idle_timeout_secs`) sit in the same
 /// table; an unknown key is still an error (tested).
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceTable {
     /// Required except for the default `openai` instance.
@@ -113,7 +113,7 @@ pub struct InstanceTable {
     /// Default true: ask for the usage chunk (`stream_options.include_usage`).
     pub include_usage: Option<bool>,
     /// Extra static headers sent with every request (e.g. OpenRouter's `HTTP-Referer`).
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     /// The catalog provider kind listing this instance's models when `/models` fails
     /// (default `openai`; `deepseek` for DeepSeek).
     pub catalog_kind: Option<String>,
@@ -124,7 +124,7 @@ pub struct InstanceTable {
 }
 
 /// One instance, resolved: everything the provider needs except its key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceConfig {
     /// The provider id, e.g. `openai`, `ollama`, `openrouter`.
     pub name: String,
@@ -135,53 +135,35 @@ pub struct InstanceConfig {
     pub local: bool,
     pub max_tokens_field: MaxTokensField,
     pub include_usage: bool,
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     pub catalog_kind: String,
     pub models: Option<Vec<String>>,
     pub http: HttpSettings,
 }
 
-/// Header values are left out of `Debug`: an extra header may carry a credential (e.g. an
-/// `api-key` header), and only the instance's key is known to its redactor.
-struct HeaderNames<'a>(&'a BTreeMap<String, String>);
+/// Extra request headers, name to value, as configured. `Debug` shows the names only: an
+/// extra header may carry a credential (e.g. an `api-key` header), and only the instance's
+/// key is known to its redactor.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Headers(BTreeMap<String, String>);
 
-impl std::fmt::Debug for HeaderNames<'_> {
+impl Headers {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Every header, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+}
+
+impl std::fmt::Debug for Headers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.0.keys()).finish()
-    }
-}
-
-impl std::fmt::Debug for InstanceTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceTable")
-            .field("base_url", &self.base_url)
-            .field("api_key_env", &self.api_key_env)
-            .field("api", &self.api)
-            .field("local", &self.local)
-            .field("max_tokens_field", &self.max_tokens_field)
-            .field("include_usage", &self.include_usage)
-            .field("headers", &HeaderNames(&self.headers))
-            .field("catalog_kind", &self.catalog_kind)
-            .field("models", &self.models)
-            .field("http", &self.http)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for InstanceConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceConfig")
-            .field("name", &self.name)
-            .field("base_url", &self.base_url)
-            .field("api", &self.api)
-            .field("local", &self.local)
-            .field("max_tokens_field", &self.max_tokens_field)
-            .field("include_usage", &self.include_usage)
-            .field("headers", &HeaderNames(&self.headers))
-            .field("catalog_kind", &self.catalog_kind)
-            .field("models", &self.models)
-            .field("http", &self.http)
-            .finish()
     }
 }
 
@@ -196,7 +178,7 @@ impl InstanceConfig {
             base_url,
             api: Api::Chat,
             include_usage: true,
-            headers: BTreeMap::new(),
+            headers: Headers::default(),
             catalog_kind: "openai".to_owned(),
             models: None,
             http: HttpSettings::default(),
@@ -290,7 +272,7 @@ fn resolve_one(
             "`base_url` {base_url:?} must be an http or https URL"
         )));
     }
-    for (header, value) in &table.headers {
+    for (header, value) in table.headers.iter() {
         let valid = reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_ok()
             && reqwest::header::HeaderValue::from_str(value).is_ok();
         if !valid {
@@ -425,11 +407,7 @@ mod tests {
         assert!(!openrouter.config.include_usage);
         assert_eq!(openrouter.key.as_ref().unwrap().expose(), "sk-or");
         assert_eq!(
-            openrouter
-                .config
-                .headers
-                .get("HTTP-Referer")
-                .map(String::as_str),
+            openrouter.config.headers.get("HTTP-Referer"),
             Some("https://example.com")
         );
         assert_eq!(openrouter.config.http.idle_timeout_secs, 30);

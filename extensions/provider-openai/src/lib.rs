@@ -29,14 +29,17 @@ use crate::config::resolve;
 
 pub mod chat;
 mod config;
+mod decode;
 mod encode;
 mod error;
 mod provider;
 pub mod responses;
 
 pub use config::{
-    Api, Config, DEFAULT_BASE_URL, DEFAULT_INSTANCE, InstanceConfig, InstanceTable, MaxTokensField,
+    Api, Config, DEFAULT_BASE_URL, DEFAULT_INSTANCE, Headers, InstanceConfig, InstanceTable,
+    MaxTokensField,
 };
+pub use encode::Encoded;
 pub use error::{Error, Result};
 pub use provider::OpenAiProvider;
 

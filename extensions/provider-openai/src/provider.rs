@@ -56,7 +56,7 @@ impl OpenAiProvider {
             message,
         };
         let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
+        for (name, value) in config.headers.iter() {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| invalid(format!("header `{name}` is not a valid header name")))?;
             let value = HeaderValue::from_str(value)

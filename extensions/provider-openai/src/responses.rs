@@ -8,17 +8,19 @@
 //! stored item id the server no longer has (a 404). The model re-reasons from the visible
 //! history instead, as it does on the chat API.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use dispatch_kernel::abi::{
     Message, ProviderError, ProviderEvent, ProviderRequest, StopReason, sanitize_arguments,
 };
-use dispatch_provider_kit::{Assembler, ErrorCtx, PrefixBuilder, SseEvent};
-use dispatch_wire::{Chunk, PrefixBlockRef, Role, Usage};
-use serde::Serialize;
+use dispatch_provider_kit::{Assembler, ErrorCtx, SseEvent};
+use dispatch_wire::{Chunk, Role, Usage};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::encode::{Encoded, preview, push_json};
+use crate::decode::{Text, event_data, parse};
+use crate::encode::Encoded;
 
 // ---------------------------------------------------------------------------------------
 // Request
@@ -29,6 +31,12 @@ struct Tool<'a> {
     name: &'a str,
     description: &'a str,
     parameters: &'a Value,
+}
+
+/// `reasoning`: `{"effort": ...}`.
+#[derive(Serialize)]
+struct Reasoning<'a> {
+    effort: &'a str,
 }
 
 #[derive(Serialize)]
@@ -70,31 +78,19 @@ impl Item<'_> {
 }
 
 fn items(message: &Message) -> Vec<Item<'_>> {
+    // The message's text as one `part` of a `role` message, when it has text.
+    let text = |role, part| {
+        let text = message.text();
+        (!text.is_empty()).then_some(Item::Message {
+            role,
+            content: [Part { r#type: part, text }],
+        })
+    };
     let mut out = Vec::new();
     match message.role {
-        Role::User => {
-            let text = message.text();
-            if !text.is_empty() {
-                out.push(Item::Message {
-                    role: "user",
-                    content: [Part {
-                        r#type: "input_text",
-                        text,
-                    }],
-                });
-            }
-        }
+        Role::User => out.extend(text("user", "input_text")),
         Role::Assistant => {
-            let text = message.text();
-            if !text.is_empty() {
-                out.push(Item::Message {
-                    role: "assistant",
-                    content: [Part {
-                        r#type: "output_text",
-                        text,
-                    }],
-                });
-            }
+            out.extend(text("assistant", "output_text"));
             out.extend(message.tool_calls().map(|(id, name, input)| Item::Call {
                 r#type: "function_call",
                 call_id: id,
@@ -125,91 +121,32 @@ fn items(message: &Message) -> Vec<Item<'_>> {
 /// Serializes `request` for the Responses API in a fixed key order, feeding the prefix
 /// builder the tools, each system section (sent joined as `instructions`) and each input
 /// item's exact bytes.
-pub(crate) fn encode(
-    request: &ProviderRequest,
-    effort: Option<&str>,
-) -> serde_json::Result<Encoded> {
-    let mut prefix = PrefixBuilder::new();
-    let mut body = Vec::with_capacity(1024);
-    body.extend_from_slice(b"{\"model\":");
-    push_json(&mut body, &request.model)?;
-    body.extend_from_slice(b",\"stream\":true,\"store\":false");
+pub fn encode(request: &ProviderRequest, effort: Option<&str>) -> serde_json::Result<Encoded> {
+    let mut out = Encoded::open(&request.model)?;
+    out.raw(b",\"stream\":true,\"store\":false");
     if let Some(system) = request.system_text() {
-        body.extend_from_slice(b",\"instructions\":");
-        push_json(&mut body, &system)?;
+        out.field("instructions", &system)?;
     }
     if let Some(max) = request.max_output_tokens {
-        body.extend_from_slice(b",\"max_output_tokens\":");
-        push_json(&mut body, &max)?;
+        out.field("max_output_tokens", &max)?;
     }
-    if let Some(effort) = effort {
-        body.extend_from_slice(b",\"reasoning\":{\"effort\":");
-        push_json(&mut body, effort)?;
-        body.push(b'}');
-    } else if let Some(temperature) = request.temperature {
-        body.extend_from_slice(b",\"temperature\":");
-        push_json(&mut body, &temperature)?;
-    }
+    let effort = effort.map(|effort| ("reasoning", Reasoning { effort }));
+    out.effort_or_temperature(effort, request.temperature)?;
+    out.tools(&request.tools, |spec| Tool {
+        r#type: "function",
+        name: &spec.name,
+        description: &spec.description,
+        parameters: &spec.input_schema,
+    })?;
+    out.system_blocks(&request.system);
 
-    let tools: Vec<Tool<'_>> = request
-        .tools
-        .iter()
-        .map(|spec| Tool {
-            r#type: "function",
-            name: &spec.name,
-            description: &spec.description,
-            parameters: &spec.input_schema,
-        })
-        .collect();
-    let tools_bytes = if tools.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&tools)?
-    };
-    prefix.push(
-        PrefixBlockRef::Tools {
-            count: u32::try_from(tools.len()).unwrap_or(u32::MAX),
-        },
-        &tools_bytes,
-        false,
-    );
-    if !tools_bytes.is_empty() {
-        body.extend_from_slice(b",\"tools\":");
-        body.extend_from_slice(&tools_bytes);
-    }
-    for (i, section) in request.system.iter().enumerate() {
-        prefix.push(
-            PrefixBlockRef::System {
-                index: u32::try_from(i).unwrap_or(u32::MAX),
-                name: section.name.to_string(),
-            },
-            section.text.as_bytes(),
-            false,
-        );
-    }
-
-    body.extend_from_slice(b",\"input\":[");
-    let mut index: u32 = 0;
+    out.open_items("input")?;
     for message in &request.messages {
         for item in items(message) {
-            let bytes = serde_json::to_vec(&item)?;
-            prefix.push(
-                PrefixBlockRef::Message {
-                    index,
-                    role: item.role().to_owned(),
-                },
-                &bytes,
-                false,
-            );
-            if index > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&bytes);
-            index += 1;
+            out.item(Some(item.role()), &item)?;
         }
     }
-    body.extend_from_slice(b"]}");
-    Ok(Encoded { body, prefix })
+    Ok(out.close())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,6 +190,44 @@ fn failure(ctx: &ErrorCtx, response: &Value) -> ProviderError {
         error => error.clone(),
     };
     ctx.stream_error(&serde_json::json!({ "error": error }).to_string())
+}
+
+/// The call an event refers to: its `output_index`, and its `item_id` (else its item's id).
+fn refers_to(event: &Value) -> (Option<u64>, Option<&str>) {
+    let item_id = event["item_id"]
+        .as_str()
+        .or_else(|| event["item"]["id"].as_str());
+    (event["output_index"].as_u64(), item_id)
+}
+
+/// What a per-token event says, however it was read.
+struct Delta<'a> {
+    kind: &'a str,
+    delta: Option<Cow<'a, str>>,
+    output_index: Option<u64>,
+    item_id: Option<&'a str>,
+}
+
+/// The fields of a per-token event, read without building a `Value` (text deltas come once
+/// per token) and borrowed from the data where they have no escapes. An event these types
+/// do not fit is read as a `Value`, and so is every other event.
+#[derive(Deserialize)]
+struct WireDelta<'a> {
+    #[serde(borrow)]
+    r#type: Text<'a>,
+    #[serde(borrow)]
+    delta: Option<Text<'a>>,
+    output_index: Option<u64>,
+    #[serde(borrow)]
+    item_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    item: Option<WireItemId<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireItemId<'a> {
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
 }
 
 /// A function call being streamed.
@@ -315,11 +290,11 @@ impl ResponsesAssembler {
     }
 
     /// The call an event refers to, by `output_index`, else by `item_id`.
-    fn call(&mut self, event: &Value) -> Option<&mut PendingCall> {
-        let output_index = event["output_index"].as_u64();
-        let item_id = event["item_id"]
-            .as_str()
-            .or_else(|| event["item"]["id"].as_str());
+    fn call(
+        &mut self,
+        output_index: Option<u64>,
+        item_id: Option<&str>,
+    ) -> Option<&mut PendingCall> {
         self.calls.iter_mut().find(|c| {
             (output_index.is_some() && c.output_index == output_index)
                 || (item_id.is_some() && c.item_id.as_deref() == item_id)
@@ -336,12 +311,12 @@ impl ResponsesAssembler {
             .as_str()
             .or_else(|| item.and_then(|i| i["arguments"].as_str()))
             .map(str::to_owned);
-        let pending = match self.call(event) {
+        let (output_index, item_id) = refers_to(event);
+        let pending = match self.call(output_index, item_id) {
             Some(pending) => pending,
             None => match item {
                 Some(item) => {
-                    self.calls
-                        .push(PendingCall::from_item(event["output_index"].as_u64(), item));
+                    self.calls.push(PendingCall::from_item(output_index, item));
                     let Some(last) = self.calls.last_mut() else {
                         return;
                     };
@@ -386,34 +361,53 @@ impl ResponsesAssembler {
         self.done = true;
     }
 
+    /// Handles a per-token event (a text, reasoning or argument delta); `false` for any
+    /// other event.
+    fn delta(&mut self, event: Delta<'_>, out: &mut VecDeque<ProviderEvent>) -> bool {
+        let Delta {
+            kind,
+            delta,
+            output_index,
+            item_id,
+        } = event;
+        let text =
+            |delta: Option<Cow<'_, str>>| delta.filter(|d| !d.is_empty()).map(Cow::into_owned);
+        match kind {
+            "response.output_text.delta" => out.extend(text(delta).map(ProviderEvent::TextDelta)),
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                out.extend(text(delta).map(ProviderEvent::ReasoningDelta));
+            }
+            "response.function_call_arguments.delta" => {
+                if let (Some(pending), Some(delta)) = (self.call(output_index, item_id), delta) {
+                    pending.arguments.push_str(&delta);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn handle(
         &mut self,
         event: &Value,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<(), ProviderError> {
-        match event["type"].as_str().unwrap_or_default() {
-            "response.output_text.delta" => {
-                if let Some(delta) = text(&event["delta"]) {
-                    out.push_back(ProviderEvent::TextDelta(delta));
-                }
-            }
-            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
-                if let Some(delta) = text(&event["delta"]) {
-                    out.push_back(ProviderEvent::ReasoningDelta(delta));
-                }
-            }
+        let (output_index, item_id) = refers_to(event);
+        let kind = event["type"].as_str().unwrap_or_default();
+        let delta = Delta {
+            kind,
+            delta: event["delta"].as_str().map(Cow::Borrowed),
+            output_index,
+            item_id,
+        };
+        if self.delta(delta, out) {
+            return Ok(());
+        }
+        match kind {
             "response.output_item.added" => {
                 let item = &event["item"];
-                if item["type"] == "function_call" && self.call(event).is_none() {
-                    self.calls
-                        .push(PendingCall::from_item(event["output_index"].as_u64(), item));
-                }
-            }
-            "response.function_call_arguments.delta" => {
-                if let (Some(pending), Some(delta)) =
-                    (self.call(event), event["delta"].as_str().map(str::to_owned))
-                {
-                    pending.arguments.push_str(&delta);
+                if item["type"] == "function_call" && self.call(output_index, item_id).is_none() {
+                    self.calls.push(PendingCall::from_item(output_index, item));
                 }
             }
             "response.function_call_arguments.done" => self.emit_call(event, None, out),
@@ -445,15 +439,23 @@ impl Assembler for ResponsesAssembler {
         event: SseEvent,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<(), ProviderError> {
-        let data = event.data.trim();
-        if event.event == "error" {
-            return Err(self.ctx.stream_error(data));
-        }
-        if data.is_empty() {
+        let Some(data) = event_data(&event, &self.ctx)? else {
             return Ok(());
+        };
+        // Per-token events without building a `Value`.
+        if let Ok(wire) = serde_json::from_str::<WireDelta<'_>>(data) {
+            let item_id = wire.item_id.or_else(|| wire.item.and_then(|item| item.id));
+            let delta = Delta {
+                kind: &wire.r#type.0,
+                delta: wire.delta.map(|delta| delta.0),
+                output_index: wire.output_index,
+                item_id: item_id.as_ref().map(|id| &*id.0),
+            };
+            if self.delta(delta, out) {
+                return Ok(());
+            }
         }
-        let value: Value = serde_json::from_str(data)
-            .map_err(|err| self.ctx.malformed(&format!("{err} in {}", preview(data))))?;
+        let value: Value = parse(data, &self.ctx)?;
         if value["type"] == "error" {
             return Err(self.ctx.stream_error(data));
         }
@@ -475,8 +477,7 @@ impl Assembler for ResponsesAssembler {
 
 /// A whole (non-streamed) response object, as the events its stream would have given.
 pub fn parse_response(body: &str, ctx: &ErrorCtx) -> Result<Vec<ProviderEvent>, ProviderError> {
-    let response: Value = serde_json::from_str(body)
-        .map_err(|err| ctx.malformed(&format!("{err} in {}", preview(body))))?;
+    let response: Value = parse(body, ctx)?;
     if response["error"].is_object() && response["output"].is_null() {
         return Err(ctx.stream_error(body));
     }
@@ -536,42 +537,16 @@ pub fn parse_response(body: &str, ctx: &ErrorCtx) -> Result<Vec<ProviderEvent>, 
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::sync::Arc;
-
-    use dispatch_provider_kit::Redactor;
     use expect_test::{Expect, expect};
 
     use super::*;
+    use crate::decode::replay;
 
-    /// Feeds `events` (JSON data of `message` events) to a Responses assembler the way
-    /// `assemble` does, then the end of the body.
+    /// Replays `events` (the data of `message` events) through a Responses assembler.
     #[track_caller]
     fn check(events: &[&str], expect: Expect) {
-        let ctx = ErrorCtx::new(Arc::from("inst"), "m", Redactor::default());
-        let mut assembler = ResponsesAssembler::new(ctx);
-        let mut out = VecDeque::new();
-        let mut result = Ok(());
-        for data in events {
-            let event = SseEvent {
-                event: "message".to_owned(),
-                data: (*data).to_owned(),
-            };
-            result = assembler.event(event, &mut out);
-            if result.is_err() || assembler.finished() {
-                break;
-            }
-        }
-        if result.is_ok() && !assembler.finished() {
-            result = assembler.end(&mut out);
-        }
-        let mut lines: Vec<String> = out.iter().map(|e| format!("{e:?}")).collect();
-        if let Err(err) = result {
-            lines.push(format!(
-                "Err({}, retryable={}, {:?})",
-                err.message, err.retryable, err.code
-            ));
-        }
-        expect.assert_eq(&lines.join("\n"));
+        let events: Vec<(&str, &str)> = events.iter().map(|data| ("message", *data)).collect();
+        expect.assert_eq(&replay(ResponsesAssembler::new, &events));
     }
 
     #[test]
@@ -617,6 +592,25 @@ mod tests {
                 r#"{"type":"response.incomplete","response":{"incomplete_details":{"reason":"content_filter"}}}"#,
             ],
             expect![[r#"Finish(Other("content_filter"))"#]],
+        );
+    }
+
+    #[test]
+    fn deltas_whose_fields_do_not_fit_are_read_as_values() {
+        check(
+            &[
+                r#"{"type":"response.output_text.delta","delta":"say \"hi\"","output_index":0}"#,
+                r#"{"type":"response.output_text.delta","delta":"!","output_index":"0"}"#,
+                r#"{"type":"response.output_text.delta","delta":{"text":"not a string"}}"#,
+                r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"c1","name":"f","arguments":""}}"#,
+                r#"{"type":"response.function_call_arguments.delta","output_index":-1,"item":{"id":"fc_1"},"delta":"{\"a\":1}"}"#,
+                r#"{"type":"response.completed","response":{}}"#,
+            ],
+            expect![[r#"
+                TextDelta("say \"hi\"")
+                TextDelta("!")
+                ToolCall { id: "c1", name: "f", arguments: "{\"a\":1}" }
+                Finish(ToolCalls)"#]],
         );
     }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dispatch_kernel::abi::{
-    Message, Pricing, ProviderRequest, StopReason, SystemSection, ToolSpec,
+    Message, Pricing, ProviderEvent, ProviderRequest, StopReason, SystemSection, ToolSpec,
 };
-use dispatch_mock_llm::{Fault, HttpError, Item, Reply, Response, Usage as MockUsage};
+use dispatch_mock_llm::{Fault, HttpError, Item, Response, Usage as MockUsage};
 use dispatch_provider_openai::{Api, MaxTokensField};
 use dispatch_test_support::history::{assistant, call, result, text, tool, user};
 use dispatch_test_support::{Behaviour, FakeTool, is_type, turn_input};
@@ -21,18 +21,10 @@ use expect_test::expect;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-use common::{catalog, collect, completions, fold, instance, mock, provider, provider_with};
-
-fn deltas(events: &[AgentEvent], kind: &str) -> String {
-    events
-        .iter()
-        .filter_map(|e| match (e, kind) {
-            (AgentEvent::TextDelta { delta, .. }, "text")
-            | (AgentEvent::ReasoningDelta { delta, .. }, "reasoning") => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
-}
+use common::{
+    Delta, catalog, collect, completions, fold, http_error, instance, mock, provider,
+    provider_with, reasoning, second_turn, streamed, turn, two_cached_turns, two_step_turn, usages,
+};
 
 fn body(request: &dispatch_mock_llm::RecordedRequest) -> Value {
     request.body.clone().unwrap()
@@ -45,9 +37,9 @@ async fn text_streams_into_a_turn() {
         Item::text("Hello"),
         Item::text(" there"),
     ]));
-    let run = turn_input(provider(&mock)).model("gpt-4o-mini").run().await;
+    let run = turn(provider(&mock), "gpt-4o-mini").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
-    assert_eq!(deltas(&run.events, "text"), "Hello there");
+    assert_eq!(streamed(&run, Delta::Text), "Hello there");
     let prefix = run.steps[0].prefix.clone().expect("a prompt-prefix record");
     assert_eq!(prefix.provider, "openai");
     assert_eq!(prefix.model, "gpt-4o-mini");
@@ -76,25 +68,21 @@ async fn reasoning_content_is_streamed_and_never_sent_back() {
         Item::reasoning("Let me think.", None),
         Item::text("Answer."),
     ]));
-    let first = turn_input(provider(&mock))
-        .model("deepseek-reasoner")
-        .run()
-        .await;
-    assert_eq!(deltas(&first.events, "reasoning"), "Let me think.");
-    assert_eq!(deltas(&first.events, "text"), "Answer.");
+    let first = turn(provider(&mock), "deepseek-reasoner").await;
+    assert_eq!(streamed(&first, Delta::Reasoning), "Let me think.");
+    assert_eq!(streamed(&first, Delta::Text), "Answer.");
     let stored = &first.outcome.messages[0];
     assert!(matches!(&stored.chunks[0], Chunk::Reasoning { text, .. } if text == "Let me think."));
 
-    let mut history = vec![user("turn-1:0", "hello")];
-    history.extend(first.outcome.messages.clone());
-    history.push(user("turn-2:0", "and?"));
     mock.push(Response::text("More."));
-    let second = turn_input(provider(&mock))
-        .model("deepseek-reasoner")
-        .ids("conv-1", "turn-2")
-        .history(history)
-        .run()
-        .await;
+    let second = second_turn(
+        provider(&mock),
+        "deepseek-reasoner",
+        Vec::new(),
+        &first,
+        "and?",
+    )
+    .await;
     assert_eq!(second.outcome.finish_reason, FinishReason::Stop);
     let request = &completions(&mock)[1];
     assert!(
@@ -121,15 +109,8 @@ async fn a_tool_call_split_into_many_fragments_runs_once() {
         Item::tool_call("call_1", "read_file", arguments, 17),
     ]));
     mock.push(Response::text("Done."));
-    let tool = FakeTool::new("read_file", Behaviour::Echo).arc();
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o-mini")
-        .tool(tool.clone())
-        .run()
-        .await;
-    assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
-    assert_eq!(run.outcome.steps, 2);
-    let calls = tool.calls();
+    let tool = FakeTool::new("read_file", Behaviour::Echo);
+    let (_, calls) = two_step_turn(provider(&mock), "gpt-4o-mini", tool).await;
     assert_eq!(calls.len(), 1);
     assert_eq!(
         calls[0].input,
@@ -245,51 +226,25 @@ async fn usage_maps_to_dispatch_terms_and_is_priced_by_the_catalog() {
         cache_write_tokens: 0,
         reasoning_tokens: 50,
     };
-    let usages: Vec<(Usage, Option<dispatch_wire::Cost>)> = run
-        .of_type("usage")
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::Usage { usage, cost, .. } => Some((*usage, *cost)),
-            _ => None,
-        })
-        .collect();
     let cost = catalog.cost("openai", "gpt-4o-mini", &want);
     assert!(cost.is_some_and(|c| c.total > 0.0), "{cost:?}");
-    assert_eq!(usages, [(want, cost)]);
+    assert_eq!(usages(&run), [(want, cost)]);
     assert_eq!(run.outcome.usage, want);
     assert_eq!(run.outcome.cost, cost);
 }
 
 #[tokio::test]
 async fn a_second_request_with_the_same_prefix_reads_the_cache() {
-    let mock = mock().await;
-    let system = vec![SystemSection::new(
-        "stable",
-        "You are a careful assistant. ".repeat(150),
-    )];
-    let first = turn_input(provider(&mock))
-        .model("gpt-4o-mini")
-        .system(system.clone())
-        .run()
-        .await;
-    let first_usage = first.outcome.usage;
-    assert_eq!(first_usage.cache_read_tokens, 0);
-    assert!(first_usage.input_tokens > 1000, "{first_usage:?}");
-
-    let mut history = vec![user("turn-1:0", "hello")];
-    history.extend(first.outcome.messages.clone());
-    history.push(user("turn-2:0", "again"));
-    let second = turn_input(provider(&mock))
-        .model("gpt-4o-mini")
-        .system(system)
-        .ids("conv-1", "turn-2")
-        .history(history)
-        .run()
-        .await;
-    let usage = second.outcome.usage;
+    let (first, second) = two_cached_turns(
+        Api::Chat,
+        "gpt-4o-mini",
+        &"You are a careful assistant. ".repeat(150),
+    )
+    .await;
     assert!(
-        usage.cache_read_tokens >= 1000 && usage.cache_read_tokens < usage.input_tokens,
-        "{usage:?}"
+        first.outcome.usage.input_tokens > 1000,
+        "{:?}",
+        first.outcome.usage
     );
     assert_eq!(
         second.steps[0].prefix.as_ref().unwrap().first_difference,
@@ -364,11 +319,7 @@ fn full_request(model: &str) -> ProviderRequest {
             assistant(
                 "m1",
                 vec![
-                    Chunk::Reasoning {
-                        text: "I should read it.".into(),
-                        signature: None,
-                        redacted: None,
-                    },
+                    reasoning("I should read it.", None),
                     text("Reading."),
                     call("call_1", json!({"path": "a.rs", "limit": 10})),
                 ],
@@ -471,8 +422,8 @@ async fn growing_history_never_changes_earlier_bytes() {
         "the longer body extends the shorter"
     );
 
-    let prefix = |items: &[Result<dispatch_kernel::abi::ProviderEvent, _>]| match &items[0] {
-        Ok(dispatch_kernel::abi::ProviderEvent::Prefix(p)) => p.clone(),
+    let prefix = |items: &[Result<ProviderEvent, _>]| match &items[0] {
+        Ok(ProviderEvent::Prefix(p)) => p.clone(),
         other => panic!("the first event is the prefix record: {other:?}"),
     };
     let (p1, p2) = (prefix(&first), prefix(&second));
@@ -505,26 +456,16 @@ async fn growing_history_never_changes_earlier_bytes() {
 #[tokio::test]
 async fn reordering_tools_does_not_change_a_byte() {
     let mock = mock().await;
-    let tools =
-        || ["write_file", "grep", "read_file"].map(|name| FakeTool::reply(name, "ok").arc());
-    let [w, g, r] = tools();
-    let first = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .tool(w)
-        .tool(g)
-        .tool(r)
-        .run()
-        .await;
-    let [w, g, r] = tools();
-    let second = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .tool(r)
-        .tool(w)
-        .tool(g)
-        .run()
-        .await;
-    assert_eq!(first.outcome.finish_reason, FinishReason::Stop);
-    assert_eq!(second.outcome.finish_reason, FinishReason::Stop);
+    for order in [
+        ["write_file", "grep", "read_file"],
+        ["read_file", "write_file", "grep"],
+    ] {
+        let mut turn = turn_input(provider(&mock)).model("gpt-4o");
+        for name in order {
+            turn = turn.tool(FakeTool::reply(name, "ok").arc());
+        }
+        assert_eq!(turn.run().await.outcome.finish_reason, FinishReason::Stop);
+    }
     let requests = completions(&mock);
     assert_eq!(requests.len(), 2);
     assert!(requests[0].raw_body.contains("\"grep\""));
@@ -540,20 +481,16 @@ async fn a_whole_json_answer_is_parsed() {
             .find(|c| c.name == "openai/prompt-cache-hit-nonstreaming.json")
             .unwrap();
     // A scripted "error" with status 200: the mock sends the body as `application/json`.
-    mock.push(Response {
-        provider: None,
-        latency_ms: 0,
-        reply: Reply::Error(HttpError {
-            status: 200,
-            body: Some(serde_json::from_slice(&capture.body).unwrap()),
-            ..HttpError::default()
-        }),
-    });
-    let run = turn_input(provider(&mock)).model("gpt-4o-mini").run().await;
+    mock.push(http_error(HttpError {
+        status: 200,
+        body: Some(serde_json::from_slice(&capture.body).unwrap()),
+        ..HttpError::default()
+    }));
+    let run = turn(provider(&mock), "gpt-4o-mini").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     let expected = capture.meta["expected"].as_table().unwrap();
     assert_eq!(
-        deltas(&run.events, "text"),
+        streamed(&run, Delta::Text),
         expected["content"].as_str().unwrap()
     );
     assert_eq!(run.outcome.usage.input_tokens, 1149);
@@ -579,7 +516,7 @@ async fn cancelling_a_stalled_stream_aborts_promptly() {
         .await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Aborted);
     assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
-    assert_eq!(deltas(&run.events, "text"), "partial");
+    assert_eq!(streamed(&run, Delta::Text), "partial");
 }
 
 #[tokio::test]

@@ -18,10 +18,10 @@ use dispatch_model_catalog::ModelCatalogExtension;
 use dispatch_provider_kit::Env;
 use dispatch_provider_openai::{InstanceConfig, OpenAiProvider, ProviderOpenaiExtension};
 use dispatch_test_support::{assert_extension_compliance, turn_input};
-use dispatch_wire::{AgentEvent, Cost, FinishReason};
+use dispatch_wire::{Cost, FinishReason};
 use pretty_assertions::assert_eq;
 
-use common::{CatalogPricing, catalog, completions, mock};
+use common::{CatalogPricing, catalog, completions, mock, usages};
 
 fn host_config(table: &str, data_dir: &Path) -> HostConfig {
     let table: toml::Table = toml::from_str(table).unwrap();
@@ -90,11 +90,9 @@ fn request_for(mock: &MockLlm, model: &str) -> RecordedRequest {
         .unwrap_or_else(|| panic!("no request for {model}"))
 }
 
+/// The cost of the turn's first usage.
 fn cost_of(run: &dispatch_test_support::TurnRun) -> Option<Cost> {
-    run.events.iter().find_map(|e| match e {
-        AgentEvent::Usage { cost, .. } => Some(*cost),
-        _ => None,
-    })?
+    usages(run).first()?.1
 }
 
 #[tokio::test]

@@ -7,30 +7,24 @@ mod common;
 
 use std::time::Duration;
 
-use dispatch_mock_llm::{Fault, HttpError, Item, Reply, Response};
-use dispatch_test_support::{TurnRun, turn_input};
+use dispatch_mock_llm::{Fault, HttpError, Item, MockLlm, Response};
+use dispatch_test_support::TurnRun;
 use dispatch_wire::{AgentEvent, FinishReason};
 use pretty_assertions::assert_eq;
 
-use common::{KEY, completions, fast_retry, mock, provider};
+use common::{
+    Delta, KEY, completions, http_error, mock, provider, retrying, streamed, the_error, usages,
+};
 
-/// The turn's one `error` event: `(message, code, retryable)`.
-fn error_of(run: &TurnRun) -> (String, Option<String>, bool) {
-    let errors: Vec<(String, Option<String>, bool)> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::Error {
-                message,
-                code,
-                retryable,
-                ..
-            } => Some((message.clone(), code.clone(), *retryable)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(errors.len(), 1, "{:?}", run.types());
-    errors[0].clone()
+/// A turn of `model` that fails after one request without retrying: the run and its one
+/// error `(message, code, retryable)`.
+async fn fails_at_once(mock: &MockLlm, model: &str) -> (TurnRun, (String, Option<String>, bool)) {
+    let run = retrying(provider(mock), model).await;
+    assert_eq!(run.outcome.finish_reason, FinishReason::Error);
+    assert_eq!(run.retries(), [], "{model}");
+    assert_eq!(completions(mock).len(), 1);
+    let error = the_error(&run);
+    (run, error)
 }
 
 #[track_caller]
@@ -43,14 +37,6 @@ fn assert_no_key(run: &TurnRun) {
     );
 }
 
-fn http_error(error: HttpError) -> Response {
-    Response {
-        provider: None,
-        latency_ms: 0,
-        reply: Reply::Error(error),
-    }
-}
-
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after_and_usage_counts_once() {
     let mock = mock().await;
@@ -60,41 +46,25 @@ async fn a_429_is_retried_after_its_retry_after_and_usage_counts_once() {
         ..HttpError::default()
     }));
     mock.push(Response::text("Recovered."));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o-mini")
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying(provider(&mock), "gpt-4o-mini").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);
-    let retries = run.of_type("provider-retry");
-    assert_eq!(retries.len(), 1);
-    let AgentEvent::ProviderRetry {
-        delay_ms,
-        code,
-        message,
-        ..
-    } = retries[0]
-    else {
+    assert_eq!(
+        run.retries(),
+        [(1, 1000, Some("rate_limit_exceeded".to_owned()))],
+        "the server's retry-after wins"
+    );
+    let AgentEvent::ProviderRetry { message, .. } = run.of_type("provider-retry")[0] else {
         unreachable!()
     };
-    assert_eq!(*delay_ms, 1000, "the server's retry-after wins");
-    assert_eq!(code.as_deref(), Some("rate_limit_exceeded"));
     assert!(
         message.starts_with("openai (gpt-4o-mini): HTTP 429"),
         "{message}"
     );
     assert_eq!(completions(&mock).len(), 2);
-    let usages: Vec<_> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::Usage { usage, .. } => Some(*usage),
-            _ => None,
-        })
-        .collect();
+    let usages = usages(&run);
     assert_eq!(usages.len(), 1);
-    assert_eq!(run.outcome.usage, usages[0]);
+    assert_eq!(run.outcome.usage, usages[0].0);
 }
 
 #[tokio::test]
@@ -105,15 +75,7 @@ async fn a_disconnect_after_content_is_not_retried() {
             .with_fault(Fault::Disconnect { after: 1 }),
     );
     mock.push(Response::text("never asked for"));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .retry(fast_retry())
-        .run()
-        .await;
-    assert_eq!(run.outcome.finish_reason, FinishReason::Error);
-    assert_eq!(run.count_type("provider-retry"), 0);
-    assert_eq!(completions(&mock).len(), 1);
-    let (message, code, retryable) = error_of(&run);
+    let (_, (message, code, retryable)) = fails_at_once(&mock, "gpt-4o").await;
     assert!(message.starts_with("openai (gpt-4o): "), "{message}");
     assert!(retryable, "retryable in itself, but content was shown");
     assert!(matches!(code.as_deref(), Some("disconnect")), "{code:?}");
@@ -124,23 +86,11 @@ async fn a_disconnect_before_content_is_retried() {
     let mock = mock().await;
     mock.push(Response::text("lost").with_fault(Fault::Disconnect { after: 0 }));
     mock.push(Response::text("Second try."));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying(provider(&mock), "gpt-4o").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(run.count_type("provider-retry"), 1);
     assert_eq!(completions(&mock).len(), 2);
-    let text: String = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::TextDelta { delta, .. } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(text, "Second try.");
+    assert_eq!(streamed(&run, Delta::Text), "Second try.");
 }
 
 #[tokio::test]
@@ -148,15 +98,7 @@ async fn a_malformed_event_is_a_clear_fatal_error() {
     let mock = mock().await;
     mock.push(Response::text("fine so far").with_fault(Fault::Malformed { after: 0 }));
     mock.push(Response::text("never asked for"));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .retry(fast_retry())
-        .run()
-        .await;
-    assert_eq!(run.outcome.finish_reason, FinishReason::Error);
-    assert_eq!(run.count_type("provider-retry"), 0);
-    assert_eq!(completions(&mock).len(), 1);
-    let (message, code, retryable) = error_of(&run);
+    let (_, (message, code, retryable)) = fails_at_once(&mock, "gpt-4o").await;
     assert!(
         message.starts_with("openai (gpt-4o): malformed stream event: "),
         "{message}"
@@ -177,15 +119,7 @@ async fn auth_and_not_found_errors_are_final_and_never_show_the_key() {
             ..HttpError::default()
         }));
         mock.push(Response::text("never asked for"));
-        let run = turn_input(provider(&mock))
-            .model("gpt-x")
-            .retry(fast_retry())
-            .run()
-            .await;
-        assert_eq!(run.outcome.finish_reason, FinishReason::Error);
-        assert_eq!(run.count_type("provider-retry"), 0, "{status}");
-        assert_eq!(completions(&mock).len(), 1);
-        let (message, got_code, retryable) = error_of(&run);
+        let (run, (message, got_code, retryable)) = fails_at_once(&mock, "gpt-x").await;
         assert_eq!(
             message,
             format!(
@@ -206,14 +140,7 @@ async fn a_mid_stream_error_event_ends_the_turn_with_an_error() {
         error_type: "server_error".into(),
         message: format!("The server had an error ({KEY})"),
     }));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .retry(fast_retry())
-        .run()
-        .await;
-    assert_eq!(run.outcome.finish_reason, FinishReason::Error);
-    assert_eq!(completions(&mock).len(), 1);
-    let (message, code, _) = error_of(&run);
+    let (run, (message, code, _)) = fails_at_once(&mock, "gpt-4o").await;
     assert_eq!(
         message,
         "openai (gpt-4o): stream error server_error: The server had an error ([REDACTED])"
@@ -231,11 +158,7 @@ async fn an_error_event_before_content_is_retried_when_transient() {
         message: "Overloaded".into(),
     }));
     mock.push(Response::text("Fine now."));
-    let run = turn_input(provider(&mock))
-        .model("gpt-4o")
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying(provider(&mock), "gpt-4o").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(run.count_type("provider-retry"), 1);
 }
@@ -248,9 +171,9 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
     let mut config = dispatch_provider_openai::InstanceConfig::new("openai", &base);
     config.local = false;
     let provider = common::provider_with(config, common::catalog());
-    let run = turn_input(provider).model("gpt-4o").run().await;
+    let run = common::turn(provider, "gpt-4o").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
-    let (message, code, retryable) = error_of(&run);
+    let (message, code, retryable) = the_error(&run);
     assert!(
         message.starts_with("openai (gpt-4o): could not connect"),
         "{message}"

@@ -8,37 +8,23 @@ mod common;
 
 use std::sync::Arc;
 
-use dispatch_kernel::abi::{ProviderRequest, SystemSection, ToolSpec};
-use dispatch_mock_llm::{
-    Fault, Finish, HttpError, Item, MockLlm, Provider as MockProvider, Reply, Response,
-};
-use dispatch_provider_openai::{Api, OpenAiProvider};
+use dispatch_kernel::abi::{ProviderRequest, StopReason, SystemSection, ToolSpec};
+use dispatch_mock_llm::{Fault, Finish, HttpError, Item, Provider as MockProvider, Response};
+use dispatch_provider_openai::Api;
 use dispatch_test_support::history::{assistant, call, result, text, tool, user};
-use dispatch_test_support::{Behaviour, FakeTool, turn_input};
-use dispatch_wire::{AgentEvent, FinishReason, ReasoningEffort};
+use dispatch_test_support::{Behaviour, FakeTool};
+use dispatch_wire::{FinishReason, ReasoningEffort, Usage};
 use expect_test::expect;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
-use common::{catalog, collect, completions, fast_retry, fold, instance, mock, provider_with};
-
-fn responses_provider(mock: &MockLlm) -> Arc<OpenAiProvider> {
-    provider_with(instance(mock, Api::Responses), catalog())
-}
+use common::{
+    Delta, collect, completions, fold, http_error, mock, reasoning, responses_provider, retrying,
+    streamed, turn, two_cached_turns, two_step_turn,
+};
 
 fn scripted(response: Response) -> Response {
     response.for_provider(MockProvider::OpenaiResponses)
-}
-
-fn text_of(events: &[AgentEvent], reasoning: bool) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            AgentEvent::TextDelta { delta, .. } if !reasoning => Some(delta.as_str()),
-            AgentEvent::ReasoningDelta { delta, .. } if reasoning => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -52,11 +38,7 @@ async fn the_request_body_is_exact() {
             assistant(
                 "m1",
                 vec![
-                    dispatch_wire::Chunk::Reasoning {
-                        text: "I should read it.".into(),
-                        signature: Some("sig".into()),
-                        redacted: None,
-                    },
+                    reasoning("I should read it.", Some("sig")),
                     text("Reading."),
                     call("call_1", json!({"path": "a.rs"})),
                     call("call_2", Value::String("{broken".into())),
@@ -102,13 +84,10 @@ async fn text_and_reasoning_summaries_stream_into_a_turn() {
         Item::text("Hello"),
         Item::text(" world"),
     ])));
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .run()
-        .await;
+    let run = turn(responses_provider(&mock), "gpt-5").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
-    assert_eq!(text_of(&run.events, true), "Thinking it over.");
-    assert_eq!(text_of(&run.events, false), "Hello world");
+    assert_eq!(streamed(&run, Delta::Reasoning), "Thinking it over.");
+    assert_eq!(streamed(&run, Delta::Text), "Hello world");
     assert!(run.steps[0].prefix.is_some());
     let usage = run.outcome.usage;
     assert!(
@@ -127,15 +106,8 @@ async fn function_calls_run_and_their_outputs_go_back() {
         Item::tool_call("call_m2", "multiply", r#"{"a":2,"b":3}"#, 1),
     ])));
     mock.push(scripted(Response::text("2,869,461 and 6")));
-    let tool = FakeTool::new("multiply", Behaviour::Echo).safe(true).arc();
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .tool(tool.clone())
-        .run()
-        .await;
-    assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
-    assert_eq!(run.outcome.steps, 2);
-    let calls = tool.calls();
+    let tool = FakeTool::new("multiply", Behaviour::Echo).safe(true);
+    let (_, calls) = two_step_turn(responses_provider(&mock), "gpt-5", tool).await;
     let ids: Vec<&str> = calls.iter().map(|c| &*c.tool_call_id).collect();
     assert_eq!(ids, ["call_m1", "call_m2"]);
     assert_eq!(calls[0].input, json!({"a": 1231, "b": 2331}));
@@ -169,32 +141,12 @@ async fn function_calls_run_and_their_outputs_go_back() {
 
 #[tokio::test]
 async fn cached_input_tokens_are_read_on_a_second_request() {
-    let mock = mock().await;
-    let system = vec![SystemSection::new(
-        "stable",
-        "Be precise and brief. ".repeat(200),
-    )];
-    let first = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .system(system.clone())
-        .run()
-        .await;
-    assert_eq!(first.outcome.usage.cache_read_tokens, 0);
-    let mut history = vec![user("turn-1:0", "hello")];
-    history.extend(first.outcome.messages.clone());
-    history.push(user("turn-2:0", "again"));
-    let second = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .system(system)
-        .ids("conv-1", "turn-2")
-        .history(history)
-        .run()
-        .await;
-    let usage = second.outcome.usage;
-    assert!(
-        usage.cache_read_tokens >= 1000 && usage.cache_read_tokens < usage.input_tokens,
-        "{usage:?}"
-    );
+    two_cached_turns(
+        Api::Responses,
+        "gpt-5",
+        &"Be precise and brief. ".repeat(200),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -203,12 +155,9 @@ async fn an_incomplete_response_is_a_length_finish() {
     mock.push(scripted(
         Response::text("Cut sh").with_finish(Finish::Length),
     ));
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .run()
-        .await;
+    let run = turn(responses_provider(&mock), "gpt-5").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Length);
-    assert_eq!(text_of(&run.events, false), "Cut sh");
+    assert_eq!(streamed(&run, Delta::Text), "Cut sh");
     assert!(run.outcome.usage.output_tokens > 0);
 }
 
@@ -222,10 +171,7 @@ async fn error_events_and_malformed_events_end_the_turn() {
             message: "Something broke".into(),
         },
     )));
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .run()
-        .await;
+    let run = turn(responses_provider(&mock), "gpt-5").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(
         run.outcome.error.as_deref(),
@@ -235,11 +181,7 @@ async fn error_events_and_malformed_events_end_the_turn() {
     mock.push(scripted(
         Response::text("x").with_fault(Fault::Malformed { after: 0 }),
     ));
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying(responses_provider(&mock), "gpt-5").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Error);
     assert_eq!(run.count_type("provider-retry"), 0);
     let error = run.outcome.error.unwrap();
@@ -256,14 +198,10 @@ async fn a_cut_stream_without_response_completed_is_retried() {
         Response::text("lost").with_fault(Fault::Disconnect { after: 0 }),
     ));
     mock.push(scripted(Response::text("Again.")));
-    let run = turn_input(responses_provider(&mock))
-        .model("gpt-5")
-        .retry(fast_retry())
-        .run()
-        .await;
+    let run = retrying(responses_provider(&mock), "gpt-5").await;
     assert_eq!(run.outcome.finish_reason, FinishReason::Stop);
     assert_eq!(run.count_type("provider-retry"), 1);
-    assert_eq!(text_of(&run.events, false), "Again.");
+    assert_eq!(streamed(&run, Delta::Text), "Again.");
 }
 
 #[tokio::test]
@@ -282,15 +220,11 @@ async fn a_whole_response_object_is_parsed() {
                   "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 10},
                   "total_tokens": 150},
     });
-    mock.push(Response {
-        provider: Some(MockProvider::OpenaiResponses),
-        latency_ms: 0,
-        reply: Reply::Error(HttpError {
-            status: 200,
-            body: Some(body),
-            ..HttpError::default()
-        }),
-    });
+    mock.push(scripted(http_error(HttpError {
+        status: 200,
+        body: Some(body),
+        ..HttpError::default()
+    })));
     let provider = responses_provider(&mock);
     let request = ProviderRequest::new("gpt-5", vec![user("m0", "go")]);
     let assembled = fold(collect(&*provider, &request).await);
@@ -307,7 +241,7 @@ async fn a_whole_response_object_is_parsed() {
     );
     assert_eq!(
         assembled.usage,
-        Some(dispatch_wire::Usage {
+        Some(Usage {
             input_tokens: 120,
             output_tokens: 30,
             cache_read_tokens: 64,
@@ -315,8 +249,5 @@ async fn a_whole_response_object_is_parsed() {
             reasoning_tokens: 10,
         })
     );
-    assert_eq!(
-        assembled.finish,
-        Some(dispatch_kernel::abi::StopReason::ToolCalls)
-    );
+    assert_eq!(assembled.finish, Some(StopReason::ToolCalls));
 }
