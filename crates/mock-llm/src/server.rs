@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Json};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -113,11 +113,11 @@ impl Shared {
 
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(openai))
-        .route("/chat/completions", post(openai))
-        .route("/v1/responses", post(openai_responses))
-        .route("/responses", post(openai_responses))
-        .route("/v1/messages", post(anthropic))
+        .route("/v1/chat/completions", provider_route(Provider::Openai))
+        .route("/chat/completions", provider_route(Provider::Openai))
+        .route("/v1/responses", provider_route(Provider::OpenaiResponses))
+        .route("/responses", provider_route(Provider::OpenaiResponses))
+        .route("/v1/messages", provider_route(Provider::Anthropic))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/_mock/responses", post(push_responses).get(list_responses))
@@ -161,49 +161,18 @@ fn recorded(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Re
     }
 }
 
-async fn openai(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    completion(
-        Provider::Openai,
-        &shared,
-        recorded(&method, &uri, &headers, &body),
+/// The route of one provider format: records the request, answers in that format.
+fn provider_route(provider: Provider) -> MethodRouter<Arc<Shared>> {
+    post(
+        move |State(shared): State<Arc<Shared>>,
+              method: Method,
+              uri: Uri,
+              headers: HeaderMap,
+              body: Bytes| async move {
+            let request = recorded(&method, &uri, &headers, &body);
+            completion(provider, &shared, request).await
+        },
     )
-    .await
-}
-
-async fn openai_responses(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    completion(
-        Provider::OpenaiResponses,
-        &shared,
-        recorded(&method, &uri, &headers, &body),
-    )
-    .await
-}
-
-async fn anthropic(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    completion(
-        Provider::Anthropic,
-        &shared,
-        recorded(&method, &uri, &headers, &body),
-    )
-    .await
 }
 
 async fn completion(

@@ -188,9 +188,14 @@ impl ErrorCtx {
         }
     }
 
-    /// A transport failure: connect, reset, timeout, a body cut short. Always retryable
-    /// (the kernel retries only while the step has no content).
+    /// A transport failure: connect, reset, timeout, a body cut short: retryable (the kernel
+    /// retries only while the step has no content). A request that could not be built is not.
     pub fn transport(&self, err: &reqwest::Error) -> ProviderError {
+        if err.is_builder() {
+            // The request could not be built (a bad URL or header): retrying cannot help.
+            return self
+                .invalid_request(&format!("cannot build the request: {}", error_chain(err)));
+        }
         let (code, what) = if err.is_timeout() {
             ("idle-timeout", "timed out")
         } else if err.is_connect() {
@@ -212,6 +217,12 @@ impl ErrorCtx {
     pub fn malformed(&self, detail: &str) -> ProviderError {
         ProviderError::fatal(self.message(&format!("malformed stream event: {detail}")))
             .with_code("malformed_event")
+    }
+
+    /// The request's token fired before the answer came: the turn is being aborted, and the
+    /// kernel reports the abort (it never shows this error), so it is not retried.
+    pub fn cancelled(&self) -> ProviderError {
+        ProviderError::fatal(self.message("the request was cancelled")).with_code("aborted")
     }
 
     /// A request that cannot be built (bad configuration): not retried.
@@ -423,6 +434,26 @@ mod tests {
             err.message,
             "anthropic (claude-x): stream error tool_use_failed: Tool call validation failed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_not_retried_and_a_refused_connect_is() {
+        let client = reqwest::Client::new();
+        let err = client.get("not a url").send().await.unwrap_err();
+        let classified = ctx().transport(&err);
+        assert!(!classified.retryable, "{classified:?}");
+        assert_eq!(classified.code.as_deref(), Some("invalid_request"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let classified = ctx().transport(&err);
+        assert!(classified.retryable);
+        assert_eq!(classified.code.as_deref(), Some("connect"));
     }
 
     #[test]

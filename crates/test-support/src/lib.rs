@@ -25,7 +25,7 @@ pub use compliance::{
 };
 pub use events::{EventLog, check_history, check_turn_invariants, is_type};
 pub use memory_storage::MemoryStorage;
-pub use provider::{Opening, Script, ScriptStep, ScriptedProvider};
+pub use provider::{Opening, Script, ScriptStep, ScriptedProvider, provider_ids};
 pub use sinks::{FlatPricing, RecordingStepSink, VecSteering};
 pub use time::{TokioClock, TokioSleeper};
 pub use tool::{Behaviour, FakeTool, ToolCallRecord, max_overlap, overlaps};

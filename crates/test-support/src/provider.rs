@@ -261,3 +261,12 @@ fn scripted_stream(steps: Vec<ScriptStep>) -> ProviderStream {
     })
     .boxed()
 }
+
+/// The ids of every provider `host` has registered, sorted.
+pub fn provider_ids(host: &dispatch_kernel::host::Host) -> Vec<String> {
+    host.catalog()
+        .providers()
+        .iter()
+        .map(|p| p.id().to_owned())
+        .collect()
+}

@@ -214,7 +214,7 @@ impl Provider for AnthropicProvider {
         let response = match or_cancel(&cancel, send).await {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => return Err(ctx.transport(&err)),
-            Err(Cancelled) => return Err(cancelled(&ctx)),
+            Err(Cancelled) => return Err(ctx.cancelled()),
         };
         let status = response.status();
         if !status.is_success() {
@@ -225,7 +225,7 @@ impl Provider for AnthropicProvider {
                     tracing::debug!(error = %ctx.redactor.redact(&err.to_string()), "Cannot read the error body");
                     String::new()
                 }
-                Err(Cancelled) => return Err(cancelled(&ctx)),
+                Err(Cancelled) => return Err(ctx.cancelled()),
             };
             return Err(ctx.status(status.as_u16(), &headers, &body));
         }
@@ -248,13 +248,4 @@ impl Provider for AnthropicProvider {
             futures::stream::once(futures::future::ready(Ok(ProviderEvent::Prefix(prefix))));
         Ok(first.chain(body).boxed())
     }
-}
-
-/// The request's token fired before the answer came (the kernel has moved on already).
-fn cancelled(ctx: &ErrorCtx) -> ProviderError {
-    ProviderError::fatal(format!(
-        "{} ({}): the request was cancelled",
-        ctx.provider, ctx.model
-    ))
-    .with_code("aborted")
 }

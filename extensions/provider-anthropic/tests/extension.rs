@@ -15,7 +15,7 @@ use dispatch_mock_llm::{Config as MockConfig, MockLlm, Response};
 use dispatch_model_catalog::ModelCatalogExtension;
 use dispatch_provider_anthropic::{InstanceConfig, ProviderAnthropicExtension};
 use dispatch_provider_kit::Env;
-use dispatch_test_support::{assert_extension_compliance, turn_input};
+use dispatch_test_support::{assert_extension_compliance, provider_ids, turn_input};
 use dispatch_wire::FinishReason;
 use pretty_assertions::assert_eq;
 
@@ -41,14 +41,6 @@ async fn boot(env: Env, table: &str) -> Host {
     let mut host = Host::new(extensions, host_config(table)).unwrap();
     host.activate().await.unwrap();
     host
-}
-
-fn provider_ids(host: &Host) -> Vec<String> {
-    host.catalog()
-        .providers()
-        .iter()
-        .map(|p| p.id().to_owned())
-        .collect()
 }
 
 fn credentials_file(dir: &Path, mode: u32, text: &str) -> PathBuf {

@@ -9,7 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dispatch_kernel::abi::{Message, SystemSection};
+use dispatch_kernel::abi::{Extension, Manifest, Message, SystemSection};
+use dispatch_kernel::host::{Host, HostApi, HostConfig};
 use dispatch_mock_llm::{Fault, Item, Response, Usage as MockUsage};
 use dispatch_provider_anthropic::AnthropicProvider;
 use dispatch_test_support::{Behaviour, FakeTool, TurnRun, is_type, turn_input};
@@ -296,15 +297,11 @@ async fn tool_registration_order_changes_no_request_byte() {
     let mock = mock().await;
     let catalog = catalog();
     let provider = provider(&mock, &catalog);
-    let tools = || {
-        ["zeta", "alpha", "mid"].map(|name| {
-            FakeTool::reply(name, "ok")
-                .description(&format!("The {name} tool."))
-                .arc()
-        })
-    };
     let mut bodies = Vec::new();
+    // Two tool extensions, activated in both orders, each registering its tools in both
+    // orders: the host's tool list, and so every request byte, must not care.
     for reverse in [false, true] {
+        let tools = registered_tools(reverse).await;
         mock.reset();
         script(
             &mock,
@@ -314,11 +311,7 @@ async fn tool_registration_order_changes_no_request_byte() {
             ],
         );
         let mut turn = turn_input(provider.clone()).model(MODEL);
-        let mut list = tools().to_vec();
-        if reverse {
-            list.reverse();
-        }
-        for tool in list {
+        for tool in tools {
             turn = turn.tool(tool);
         }
         let run = turn
@@ -335,6 +328,59 @@ async fn tool_registration_order_changes_no_request_byte() {
         bodies.push(raw);
     }
     assert_eq!(bodies[0], bodies[1]);
+}
+
+/// A standard extension registering fake tools, in the order given.
+struct ToolsExt {
+    id: &'static str,
+    names: Vec<&'static str>,
+}
+
+#[async_trait::async_trait]
+impl Extension for ToolsExt {
+    fn manifest(&self) -> Result<Manifest, dispatch_kernel::Error> {
+        Manifest::parse(&format!(
+            "id = \"{}\"\nversion = \"0.1.0\"\nkernel = \"^0.2\"\ntier = \"standard\"\n",
+            self.id
+        ))
+    }
+
+    async fn activate(&self, host: &mut HostApi) -> Result<(), dispatch_kernel::BoxError> {
+        for name in &self.names {
+            let tool = FakeTool::reply(name, "ok")
+                .description(&format!("The {name} tool."))
+                .arc();
+            host.register_tool(tool)?;
+        }
+        Ok(())
+    }
+}
+
+/// The tools of a real host whose two tool extensions (and their tools) register in the
+/// given order or its reverse, in the host's order.
+async fn registered_tools(reverse: bool) -> Vec<Arc<dyn dispatch_kernel::abi::Tool>> {
+    let mut a = vec!["zeta", "alpha"];
+    let mut b = vec!["mid", "beta"];
+    if reverse {
+        a.reverse();
+        b.reverse();
+    }
+    let mut extensions: Vec<Arc<dyn Extension>> = vec![
+        Arc::new(ToolsExt {
+            id: "tools-a",
+            names: a,
+        }),
+        Arc::new(ToolsExt {
+            id: "tools-b",
+            names: b,
+        }),
+    ];
+    if reverse {
+        extensions.reverse();
+    }
+    let mut host = Host::new(extensions, HostConfig::default()).unwrap();
+    host.activate().await.unwrap();
+    host.catalog().tools()
 }
 
 #[tokio::test]

@@ -132,13 +132,6 @@ impl OpenAiProvider {
     }
 }
 
-/// What a request whose token fired before streaming returns: an empty stream, as
-/// `assemble` ends a stream once its token fires. Not an error, so the caller that
-/// cancelled sees its own abort rather than a failure racing it.
-fn cancelled() -> ProviderStream {
-    futures::stream::empty().boxed()
-}
-
 #[async_trait]
 impl Provider for OpenAiProvider {
     fn id(&self) -> &str {
@@ -208,7 +201,7 @@ impl Provider for OpenAiProvider {
             .body(encoded.body)
             .send();
         let response = match or_cancel(&cancel, send).await {
-            Err(Cancelled) => return Ok(cancelled()),
+            Err(Cancelled) => return Err(ctx.cancelled()),
             Ok(Err(err)) => return Err(ctx.transport(&err)),
             Ok(Ok(response)) => response,
         };
@@ -216,7 +209,7 @@ impl Provider for OpenAiProvider {
         if !status.is_success() {
             let headers = response.headers().clone();
             let body = match or_cancel(&cancel, response.text()).await {
-                Err(Cancelled) => return Ok(cancelled()),
+                Err(Cancelled) => return Err(ctx.cancelled()),
                 Ok(body) => body.unwrap_or_default(),
             };
             return Err(ctx.status(status.as_u16(), &headers, &body));
@@ -230,7 +223,7 @@ impl Provider for OpenAiProvider {
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
         if whole {
             let body = match or_cancel(&cancel, response.text()).await {
-                Err(Cancelled) => return Ok(cancelled()),
+                Err(Cancelled) => return Err(ctx.cancelled()),
                 Ok(Err(err)) => return Err(ctx.transport(&err)),
                 Ok(Ok(body)) => body,
             };

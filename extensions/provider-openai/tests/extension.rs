@@ -17,7 +17,7 @@ use dispatch_mock_llm::{Config as MockConfig, MockLlm, REDACTED, RecordedRequest
 use dispatch_model_catalog::ModelCatalogExtension;
 use dispatch_provider_kit::Env;
 use dispatch_provider_openai::{InstanceConfig, OpenAiProvider, ProviderOpenaiExtension};
-use dispatch_test_support::{assert_extension_compliance, turn_input};
+use dispatch_test_support::{assert_extension_compliance, provider_ids, turn_input};
 use dispatch_wire::{Cost, FinishReason};
 use pretty_assertions::assert_eq;
 
@@ -48,14 +48,6 @@ fn state(host: &Host) -> ExtensionState {
         .find(|s| s.id == "provider-openai")
         .unwrap()
         .state
-}
-
-fn provider_ids(host: &Host) -> Vec<String> {
-    host.catalog()
-        .providers()
-        .iter()
-        .map(|p| p.id().to_owned())
-        .collect()
 }
 
 fn write_private(path: &Path, text: &str, mode: u32) {
