@@ -1,19 +1,22 @@
-//! The recorded provider captures in `shared/fixtures/providers` (found beside some ancestor
-//! of the calling crate): each capture's text and its `.meta.toml` expectations.
+//! The recorded provider captures: the repository's copy in `fixtures/providers` (a
+//! byte-for-byte copy of the team's `shared/fixtures/providers`, so a clone anywhere has
+//! them), each capture's text and its `.meta.toml` expectations.
 
 use std::path::{Path, PathBuf};
 
-/// `shared/fixtures/providers` beside the closest ancestor of `manifest_dir` that has one.
+/// The captures folder: `fixtures/providers` in the closest ancestor of `manifest_dir` that
+/// has one (the repository root), else `shared/fixtures/providers` beside an ancestor.
 ///
 /// # Panics
 /// When there is none: the captures are acceptance data, a test must not pass without them.
 #[allow(clippy::expect_used)]
 pub fn fixtures_dir(manifest_dir: &str) -> PathBuf {
-    Path::new(manifest_dir)
-        .ancestors()
-        .map(|dir| dir.join("shared/fixtures/providers"))
+    let ancestors = || Path::new(manifest_dir).ancestors();
+    ancestors()
+        .map(|dir| dir.join("fixtures/providers"))
+        .chain(ancestors().map(|dir| dir.join("shared/fixtures/providers")))
         .find(|dir| dir.is_dir())
-        .expect("shared/fixtures/providers beside the work tree (the recorded captures)")
+        .expect("fixtures/providers in the repository (the recorded captures)")
 }
 
 /// One recorded capture.

@@ -304,14 +304,9 @@ impl Shapes {
     }
 }
 
-/// The recorded captures: `shared/fixtures/providers` beside some ancestor of this crate.
+/// The recorded captures (the repository's `fixtures/providers`).
 pub fn fixtures_dir() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|dir| dir.join("shared/fixtures/providers"))
-        .find(|dir| dir.is_dir())
-        .expect("shared/fixtures/providers next to the work tree")
+    dispatch_test_support::fixtures::fixtures_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `(file name, contents)` of the fixtures in `dir` ending in `ext`, sorted by name.
