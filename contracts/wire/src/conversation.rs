@@ -81,4 +81,42 @@ pub struct TurnMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_size: Option<u64>,
     pub steps: Vec<StepMetrics>,
+    /// The system prompt's sections as sent on this turn, in order, with their hashes: equal
+    /// hashes turn over turn mean the cached prefix was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_prompt: Vec<SystemSectionRecord>,
+}
+
+/// Where a system-prompt section sits in the fixed order stable → project → semi-stable →
+/// volatile (the most stable first, so a change invalidates as little cache as possible).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SectionTier {
+    /// Never changes for a server (persona, rules).
+    Stable,
+    /// Fixed for a project (AGENTS.md, cwd).
+    Project,
+    /// Changes rarely (git branch, model).
+    SemiStable,
+    /// Changes every build (date, time, git status).
+    Volatile,
+    /// A tier this build does not know (sent by a newer server).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
+}
+
+/// One section of a system prompt as sent: its name, tier, size and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemSectionRecord {
+    pub name: String,
+    pub tier: SectionTier,
+    /// UTF-8 bytes of the section's text.
+    pub bytes: u64,
+    /// xxh3-64 of the section's text, 16 lowercase hex digits.
+    pub hash: String,
 }

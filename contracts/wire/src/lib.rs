@@ -25,7 +25,8 @@ mod usage;
 mod ws;
 
 pub use conversation::{
-    ConversationMeta, ConversationStatus, DEFAULT_WORKSPACE_ID, StepMetrics, TurnMetrics, Workspace,
+    ConversationMeta, ConversationStatus, DEFAULT_WORKSPACE_ID, SectionTier, StepMetrics,
+    SystemSectionRecord, TurnMetrics, Workspace,
 };
 pub use events::{AgentEvent, FinishReason, OutputStream, QueuedMessage};
 pub use history::{Chunk, Role, StoredChunk};
@@ -34,7 +35,7 @@ pub use prefix::{PrefixBlock, PrefixBlockRef, PromptPrefix};
 pub use surface::{SurfaceField, SurfaceScope, SurfaceSpec};
 pub use transport::*;
 pub use usage::{Cost, Usage};
-pub use ws::{WsClientMessage, WsServerMessage};
+pub use ws::{WS_CLOSE_LAGGED, WS_CLOSE_POLICY, WsClientMessage, WsServerMessage};
 
 /// Shared, cheaply clonable identifier (conversation, turn, step, tool call).
 ///

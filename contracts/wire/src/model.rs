@@ -69,4 +69,7 @@ pub struct ModelInfo {
     /// Whether the catalog knew the model (false: conservative defaults were used).
     #[serde(default)]
     pub known: bool,
+    /// A human label for pickers, e.g. "Offline echo (no model; repeats your message)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }

@@ -18,12 +18,14 @@ use serde_json::{Map, Value};
 
 use crate::{
     AgentEvent, ChatRequest, CompactPercentResponse, CompactResponse, ConversationActionResponse,
-    ConversationListResponse, ConversationMeta, Cost, CwdResponse, DeleteWorkspaceResponse,
-    ErrorResponse, HealthResponse, HistoryResponse, LastMessageResponse, MetricsResponse,
-    ModelInfo, ModelResponse, ModelsResponse, PromptPrefix, PutWorkspaceRequest, QueueRequest,
-    QueueResponse, QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest, SetCwdRequest,
-    SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, StatusResponse, StoredChunk,
-    SurfaceSpec, TitleResponse, TurnMetrics, Usage, WIRE_VERSION, Workspace, WorkspaceListResponse,
+    ConversationListResponse, ConversationMeta, ConversationSystemPromptResponse, Cost,
+    CwdResponse, DeleteWorkspaceResponse, ErrorResponse, HealthResponse, HistoryResponse,
+    LastMessageResponse, MetricsResponse, ModelInfo, ModelResponse, ModelsResponse, PromptPrefix,
+    PutWorkspaceRequest, QueueRequest, QueueResponse, QueuedMessage, ReasoningEffortResponse,
+    SetCompactPercentRequest, SetCwdRequest, SetModelRequest, SetReasoningEffortRequest,
+    SetSystemPromptRequest, SetTitleRequest, StatusResponse, StoredChunk, SurfaceSpec,
+    SystemPromptResponse, SystemPromptVariablesResponse, ThroughputResponse, ThroughputSample,
+    TitleResponse, TurnMetrics, Usage, WIRE_VERSION, Workspace, WorkspaceListResponse,
     WsClientMessage, WsServerMessage,
 };
 
@@ -209,6 +211,12 @@ fn transport() -> Value {
     generator.subschema_for::<WorkspaceListResponse>();
     generator.subschema_for::<PutWorkspaceRequest>();
     generator.subschema_for::<DeleteWorkspaceResponse>();
+    generator.subschema_for::<SystemPromptResponse>();
+    generator.subschema_for::<SetSystemPromptRequest>();
+    generator.subschema_for::<SystemPromptVariablesResponse>();
+    generator.subschema_for::<ConversationSystemPromptResponse>();
+    generator.subschema_for::<ThroughputSample>();
+    generator.subschema_for::<ThroughputResponse>();
 
     let mut root = Map::new();
     if let Some(meta_schema) = meta_schema {

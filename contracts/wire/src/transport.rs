@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ConversationMeta, ConversationStatus, Id, ModelInfo, QueuedMessage, ReasoningEffort,
-    StoredChunk, TurnMetrics, Workspace,
+    StoredChunk, SystemSectionRecord, TurnMetrics, Workspace,
 };
 
 /// Every 4xx/5xx body: `error` says what is wrong, `field` names the offending input.
@@ -154,8 +154,9 @@ pub struct CompactPercentResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetCompactPercentRequest {
-    /// 0..=100.
-    pub percent: u8,
+    /// 0..=100 (0 = manual compaction only); null or absent resets to the server default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -240,4 +241,77 @@ pub struct DeleteWorkspaceResponse {
     pub workspace_id: String,
     /// Conversations closed and moved to `default`.
     pub closed_count: u32,
+}
+
+/// `GET /system-prompt`: the template new conversations' prompts are built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemPromptResponse {
+    pub template: String,
+    /// True when no template was set and the built-in default is in use.
+    pub is_default: bool,
+}
+
+/// `PUT /system-prompt`: a new template (checked before it is stored); null restores the
+/// built-in default. Conversations keep the prompt they were built with until their cwd
+/// changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetSystemPromptRequest {
+    /// Null or absent restores the built-in default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// One variable a template may use, e.g. `[system:date]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemPromptVariable {
+    /// As written in a template, without brackets: `system:date`, `file:<path>`.
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemPromptVariablesResponse {
+    pub variables: Vec<SystemPromptVariable>,
+}
+
+/// `GET /conversations/:id/system-prompt`: the prompt the conversation's turns send, by
+/// section, as last built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSystemPromptResponse {
+    pub conversation_id: Id,
+    /// The cwd the prompt was built for; null when it was never built.
+    pub cwd: Option<String>,
+    pub sections: Vec<SystemSectionRecord>,
+    /// The rendered text of each section, in the same order.
+    pub texts: Vec<String>,
+}
+
+/// One decode-speed sample: a step of a finished turn that produced output tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputSample {
+    pub model: String,
+    pub conversation_id: Id,
+    pub step_id: Id,
+    /// When the turn ended, milliseconds since the Unix epoch.
+    pub at: i64,
+    pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    pub decode_ms: u64,
+    /// `outputTokens / decodeMs * 1000`.
+    pub tokens_per_second: f64,
+}
+
+/// `GET /metrics/throughput?model=&limit=`: recent samples since the server started, newest
+/// last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputResponse {
+    pub samples: Vec<ThroughputSample>,
 }

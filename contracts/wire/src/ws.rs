@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AgentEvent, ChatRequest, ConversationStatus, Id, SurfaceSpec};
 
+/// Close code of a socket whose client fell too far behind the live stream: its queue was
+/// full, so it was dropped rather than stall the turn or other clients. Reconnect, reload
+/// history (`GET /conversations/:id?sinceSeq=`) and subscribe again.
+pub const WS_CLOSE_LAGGED: u16 = 4008;
+
+/// Close code of a socket that broke the protocol (e.g. a binary frame).
+pub const WS_CLOSE_POLICY: u16 = 1008;
+
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
@@ -63,6 +71,23 @@ pub enum WsServerMessage {
     ChatAccepted {
         conversation_id: Id,
         turn_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// Answer to `chat.subscribe`: whether a turn is running (its events follow, replayed
+    /// from its start).
+    #[serde(rename = "chat.subscribed", rename_all = "camelCase")]
+    ChatSubscribed {
+        conversation_id: Id,
+        is_active: bool,
+    },
+    /// Answer to `chat.queue`.
+    #[serde(rename = "chat.queued", rename_all = "camelCase")]
+    ChatQueued {
+        conversation_id: Id,
+        queued: crate::QueuedMessage,
+        /// True when the conversation was idle and the message started a turn.
+        started_turn: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },

@@ -16,13 +16,16 @@ use std::path::{Path, PathBuf};
 
 use dispatch_wire::{
     AgentEvent, ChatRequest, Chunk, CompactPercentResponse, CompactResponse,
-    ConversationActionResponse, ConversationListResponse, ConversationMeta, Cost, CwdResponse,
-    DeleteWorkspaceResponse, ErrorResponse, HealthResponse, HistoryResponse, LastMessageResponse,
-    MetricsResponse, ModelInfo, ModelResponse, ModelsResponse, PromptPrefix, PutWorkspaceRequest,
-    QueueRequest, QueueResponse, QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest,
-    SetCwdRequest, SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, StatusResponse,
-    StoredChunk, SurfaceField, SurfaceSpec, TitleResponse, TurnMetrics, Usage, Workspace,
-    WorkspaceListResponse, WsClientMessage, WsServerMessage,
+    ConversationActionResponse, ConversationListResponse, ConversationMeta,
+    ConversationSystemPromptResponse, Cost, CwdResponse, DeleteWorkspaceResponse, ErrorResponse,
+    HealthResponse, HistoryResponse, LastMessageResponse, MetricsResponse, ModelInfo,
+    ModelResponse, ModelsResponse, PromptPrefix, PutWorkspaceRequest, QueueRequest, QueueResponse,
+    QueuedMessage, ReasoningEffortResponse, SetCompactPercentRequest, SetCwdRequest,
+    SetModelRequest, SetReasoningEffortRequest, SetSystemPromptRequest, SetTitleRequest,
+    StatusResponse, StoredChunk, SurfaceField, SurfaceSpec, SystemPromptResponse,
+    SystemPromptVariable, SystemPromptVariablesResponse, ThroughputResponse, ThroughputSample,
+    TitleResponse, TurnMetrics, Usage, Workspace, WorkspaceListResponse, WsClientMessage,
+    WsServerMessage,
 };
 use pretty_assertions::assert_eq;
 use schemars::{JsonSchema, schema_for};
@@ -83,6 +86,8 @@ fn ws_client_goldens(message: &WsClientMessage) -> &'static [&'static str] {
 fn ws_server_goldens(message: &WsServerMessage) -> &'static [&'static str] {
     match message {
         WsServerMessage::ChatAccepted { .. } => &["ws-server.chat.accepted.json"],
+        WsServerMessage::ChatSubscribed { .. } => &["ws-server.chat.subscribed.json"],
+        WsServerMessage::ChatQueued { .. } => &["ws-server.chat.queued.json"],
         WsServerMessage::ChatDelta { .. } => &["ws-server.chat.delta.json"],
         WsServerMessage::ChatError { .. } => &["ws-server.chat.error.json"],
         WsServerMessage::ConversationOpen { .. } => &["ws-server.conversation.open.json"],
@@ -202,6 +207,30 @@ const STRUCT_GOLDENS: &[(&str, Reserialize)] = &[
         reserialize::<SetCompactPercentRequest>,
     ),
     (
+        "transport.set-compact-percent-request.reset.json",
+        reserialize::<SetCompactPercentRequest>,
+    ),
+    (
+        "transport.system-prompt-response.json",
+        reserialize::<SystemPromptResponse>,
+    ),
+    (
+        "transport.set-system-prompt-request.json",
+        reserialize::<SetSystemPromptRequest>,
+    ),
+    (
+        "transport.system-prompt-variable.json",
+        reserialize::<SystemPromptVariable>,
+    ),
+    (
+        "transport.system-prompt-variables-response.json",
+        reserialize::<SystemPromptVariablesResponse>,
+    ),
+    (
+        "transport.conversation-system-prompt-response.json",
+        reserialize::<ConversationSystemPromptResponse>,
+    ),
+    (
         "transport.set-cwd-request.json",
         reserialize::<SetCwdRequest>,
     ),
@@ -220,6 +249,14 @@ const STRUCT_GOLDENS: &[(&str, Reserialize)] = &[
     (
         "transport.status-response.json",
         reserialize::<StatusResponse>,
+    ),
+    (
+        "transport.throughput-sample.json",
+        reserialize::<ThroughputSample>,
+    ),
+    (
+        "transport.throughput-response.json",
+        reserialize::<ThroughputResponse>,
     ),
     (
         "transport.title-response.json",

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use dispatch_wire::schema::{LOCK_FILE, Lock, REGENERATE, files, fingerprint, render};
 use dispatch_wire::{
     ChatRequest, PutWorkspaceRequest, QueueRequest, SetCompactPercentRequest, SetCwdRequest,
-    SetModelRequest, SetReasoningEffortRequest, SetTitleRequest, WIRE_VERSION,
+    SetModelRequest, SetReasoningEffortRequest, SetSystemPromptRequest, SetTitleRequest,
+    WIRE_VERSION,
 };
 use expect_test::expect;
 use pretty_assertions::assert_eq;
@@ -112,6 +113,7 @@ fn request_schemas_are_the_same_under_both_contracts() {
         both::<SetModelRequest>(),
         both::<SetReasoningEffortRequest>(),
         both::<SetCompactPercentRequest>(),
+        both::<SetSystemPromptRequest>(),
         both::<SetTitleRequest>(),
         both::<QueueRequest>(),
         both::<PutWorkspaceRequest>(),

@@ -1248,6 +1248,7 @@ fn metrics(turn: &str) -> TurnMetrics {
         cost: None,
         context_size: Some(100),
         steps: vec![],
+        system_prompt: vec![],
     }
 }
 

@@ -167,6 +167,7 @@ fn longest_prefix(names: &HashMap<String, usize>, id: &str, dashed: bool) -> Opt
 
 fn info(entry: &ModelEntry, id: &str, provider: &str, local: bool) -> ModelInfo {
     ModelInfo {
+        description: None,
         id: id.to_owned(),
         provider: provider.to_owned(),
         context_window: entry.context_window,
@@ -227,6 +228,7 @@ impl ModelCatalog for Catalog {
                     self.warn_unknown(provider, model);
                 }
                 ModelInfo {
+                    description: None,
                     id: model.to_owned(),
                     provider: provider.to_owned(),
                     context_window: DEFAULT_CONTEXT_WINDOW,

@@ -135,6 +135,7 @@ fn warnings_during(f: impl FnOnce()) -> Vec<String> {
 
 fn defaults(provider: &str, id: &str) -> ModelInfo {
     ModelInfo {
+        description: None,
         id: id.to_owned(),
         provider: provider.to_owned(),
         context_window: DEFAULT_CONTEXT_WINDOW,

@@ -381,6 +381,7 @@ fn long_request() -> ProviderRequest {
 fn request(bencher: Bencher) {
     let request = long_request();
     let info = ModelInfo {
+        description: None,
         id: "claude-sonnet-4-5".to_owned(),
         provider: "anthropic".to_owned(),
         context_window: 200_000,

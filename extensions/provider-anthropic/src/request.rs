@@ -429,6 +429,7 @@ mod tests {
 
     fn info(max_output: u64, reasoning: bool) -> ModelInfo {
         ModelInfo {
+            description: None,
             id: "claude-test".to_owned(),
             provider: "anthropic".to_owned(),
             context_window: 200_000,

@@ -8,7 +8,9 @@ mod conversation;
 mod extension;
 mod message;
 mod provider;
+mod session;
 mod storage;
+mod system_prompt;
 mod time;
 mod tool;
 mod turn;
@@ -24,9 +26,18 @@ pub use provider::{
     Provider, ProviderError, ProviderEvent, ProviderRequest, ProviderStream, StopReason,
     SystemSection,
 };
+pub use session::{
+    Accepted, ActionOutcome, CONVERSATION_OPENED, CONVERSATION_STATUS_CHANGED, ConversationOpened,
+    ConversationStatusChanged, Enqueued, EventFrame, ModelList, SESSION, SendRequest, Session,
+    SessionError, Subscriber, Subscription, TURN_SETTLED, TurnSettled, Undeliverable,
+};
 pub use storage::{
     LogEntry, LogPage, LogRange, MAX_STORAGE_NAME_BYTES, Migration, MigrationTx, STORAGE, Scope,
     Storage, StorageError, WriteBatch, WriteOp, WriteReceipt, check_storage_name,
+};
+pub use system_prompt::{
+    BuiltPrompt, PromptContext, PromptTemplate, SYSTEM_PROMPT, SystemPromptError,
+    SystemPromptService,
 };
 pub use time::{CLOCK, Clock, SLEEPER, Sleeper};
 pub use tool::{Tool, ToolCtx, ToolError, ToolOutput, ToolOutputSink, ToolSpec};

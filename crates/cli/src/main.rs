@@ -1,0 +1,3 @@
+//! `dispatch`: the command-line client (being built for issue 5).
+
+fn main() {}
