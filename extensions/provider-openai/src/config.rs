@@ -26,10 +26,12 @@ const DEFAULT_URL_ENV: &str = "OPENAI_BASE_URL";
 /// [extensions.provider-openai]
 /// credentials_file = "/home/me/.config/dispatch/credentials.toml"   # optional
 ///
+/// detect_ollama = false   # default true
+///
 /// [extensions.provider-openai.instances.ollama]
 /// base_url = "http://127.0.0.1:11434/v1"
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Overrides the credentials file path (`$DISPATCH_CREDENTIALS`, else
@@ -38,6 +40,20 @@ pub struct Config {
     pub credentials_file: Option<PathBuf>,
     /// Named instances, each registered as one provider.
     pub instances: BTreeMap<String, InstanceTable>,
+    /// Default true: when no `ollama` instance is configured, probe the loopback server
+    /// `OLLAMA_HOST` names (default `127.0.0.1:11434`) once at activation and register it
+    /// as `ollama` when it answers.
+    pub detect_ollama: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            credentials_file: None,
+            instances: BTreeMap::new(),
+            detect_ollama: true,
+        }
+    }
 }
 
 /// Which OpenAI API an instance speaks.
@@ -412,6 +428,13 @@ mod tests {
         );
         assert_eq!(openrouter.config.http.idle_timeout_secs, 30);
         assert_eq!(openrouter.config.http.connect_timeout_secs, 10);
+    }
+
+    #[test]
+    fn ollama_detection_is_on_unless_switched_off() {
+        assert!(Config::default().detect_ollama);
+        assert!(parse("").detect_ollama);
+        assert!(!parse("detect_ollama = false").detect_ollama);
     }
 
     #[test]

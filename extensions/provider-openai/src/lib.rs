@@ -5,7 +5,10 @@
 //! OpenRouter, DeepSeek, Groq, ...). Each speaks chat completions, or OpenAI's Responses
 //! API with `api = "responses"`, streaming text, reasoning, parallel tool calls, usage
 //! (cached tokens included) and a prompt-prefix record per request. Local instances are
-//! declared to the model catalog so they cost nothing.
+//! declared to the model catalog so they cost nothing. Unless `detect_ollama = false` or an
+//! `ollama` instance is configured, activation also probes the loopback Ollama server
+//! `OLLAMA_HOST` names (default `127.0.0.1:11434`) once, with a one-second budget, and
+//! registers it as the `ollama` instance when it answers (`src/ollama.rs`).
 //!
 //! It must never log, return or record an API key (keys live in `Secret`, errors pass the
 //! instance's redactor, request headers are never logged), never send reasoning back
@@ -32,6 +35,7 @@ mod config;
 mod decode;
 mod encode;
 mod error;
+mod ollama;
 mod provider;
 pub mod responses;
 
@@ -88,7 +92,10 @@ impl Extension for ProviderOpenaiExtension {
             Some(path) => Credentials::load(path).map_err(Error::from)?,
             None => Credentials::default(),
         };
-        let instances = resolve(&config, &env, &credentials)?;
+        let mut instances = resolve(&config, &env, &credentials)?;
+        if config.detect_ollama {
+            ollama::detect(&env, &mut instances).await;
+        }
         if instances.is_empty() {
             tracing::info!(
                 "No OpenAI-compatible instance configured (set OPENAI_API_KEY or add [extensions.provider-openai.instances.<name>])"

@@ -121,6 +121,10 @@ impl OpenAiProvider {
         }
         let listing: serde_json::Value = serde_json::from_str(&body)
             .map_err(|err| ctx.malformed(&format!("model listing: {err}")))?;
+        // Ollama with no model pulled lists `"data": null`.
+        if listing["data"].is_null() && listing["object"] == "list" {
+            return Ok(Vec::new());
+        }
         let Some(data) = listing["data"].as_array() else {
             return Err(ctx.malformed("model listing has no `data` array"));
         };

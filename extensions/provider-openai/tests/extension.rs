@@ -23,8 +23,13 @@ use pretty_assertions::assert_eq;
 
 use common::{CatalogPricing, catalog, completions, mock, usages};
 
+/// `table` with Ollama detection off unless it says otherwise: these tests must not see
+/// an Ollama server the machine may run (detection is tested in `ollama.rs`).
 fn host_config(table: &str, data_dir: &Path) -> HostConfig {
-    let table: toml::Table = toml::from_str(table).unwrap();
+    let mut table: toml::Table = toml::from_str(table).unwrap();
+    table
+        .entry("detect_ollama")
+        .or_insert(toml::Value::Boolean(false));
     HostConfig {
         data_dir: data_dir.to_owned(),
         extensions: BTreeMap::from([("provider-openai".to_owned(), table)]),
@@ -64,13 +69,13 @@ fn the_extension_is_compliant() {
         )]))),
         env!("CARGO_MANIFEST_DIR"),
         vec![Arc::new(ModelCatalogExtension)],
-        HostConfig::default(),
+        host_config("", Path::new("")),
     );
     assert_extension_compliance(
         Arc::new(ProviderOpenaiExtension::with_env(Env::default())),
         env!("CARGO_MANIFEST_DIR"),
         vec![Arc::new(ModelCatalogExtension)],
-        HostConfig::default(),
+        host_config("", Path::new("")),
     );
 }
 
