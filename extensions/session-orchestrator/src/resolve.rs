@@ -10,8 +10,10 @@
 //! 2. the provider: a selector `instance/model` names instance `instance` explicitly when a
 //!    provider with that id is registered (the rest is the model id it is sent); otherwise
 //!    `echo` goes to the `echo` provider; otherwise the first provider (by id) listing the
-//!    id; otherwise the only non-echo provider when there is exactly one; otherwise the
-//!    selector is refused naming the known models.
+//!    id; otherwise the only non-echo provider when there is exactly one and it listed
+//!    nothing (its list is unknown: the request may be right); otherwise the selector is
+//!    refused naming the known models — a typo is a clear 400, not a provider error after
+//!    minutes of retries.
 //!
 //! A consequence of splitting at the first `/`: an OpenRouter-style id such as
 //! `anthropic/claude-x` goes to an `anthropic` instance when one is registered; write
@@ -144,7 +146,9 @@ pub fn by_listing(selector: &str, lists: &[ProviderModels]) -> Result<Selection,
     }
     let mut others = sorted.iter().filter(|p| p.provider != ECHO);
     if let (Some(only), None) = (others.next(), others.next()) {
-        return Ok(pick(&only.provider));
+        if only.models.is_empty() {
+            return Ok(pick(&only.provider));
+        }
     }
     Err(unknown_model(selector, &sorted))
 }
@@ -281,13 +285,28 @@ mod tests {
             &with_router,
             sel("openrouter", "meta/llama-4"),
         );
-        // Unlisted, but exactly one non-echo provider: it gets the model.
+        // Unlisted by the one non-echo provider, whose list is known: refused.
         check(
             Some("mystery"),
             None,
             None,
             &with_router,
-            sel("openrouter", "mystery"),
+            Err(
+                "model: unknown model `mystery` (known: echo/echo, openrouter/meta/llama-4)"
+                    .to_owned(),
+            ),
+        );
+        // Exactly one non-echo provider that listed nothing (unreachable list): it gets it.
+        let unlisted = vec![
+            ProviderModels::new("proxy", &[]),
+            ProviderModels::new("echo", &["echo"]),
+        ];
+        check(
+            Some("mystery"),
+            None,
+            None,
+            &unlisted,
+            sel("proxy", "mystery"),
         );
         // echo goes to the echo provider even beside others.
         check(Some("echo"), None, None, &w, sel("echo", "echo"));
