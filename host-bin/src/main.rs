@@ -4,6 +4,7 @@
 
 mod config;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,9 +13,13 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use dispatch_kernel::abi::Extension;
 use dispatch_kernel::host::{ExtensionState, Host};
+use dispatch_transport_kit::LISTENER;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::FileConfig;
+
+/// The extension whose config table `--bind` and `DISPATCH_TOKEN` fill in.
+const HTTP_EXTENSION: &str = "transport-http";
 
 /// Every extension the server runs, as constructors. Order is only the tie-break of the
 /// dependency sort (rule: one explicit list, no registration magic).
@@ -25,6 +30,12 @@ pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
     || Arc::new(dispatch_model_catalog::ModelCatalogExtension),
     || Arc::new(dispatch_provider_openai::ProviderOpenaiExtension::default()),
     || Arc::new(dispatch_provider_anthropic::ProviderAnthropicExtension::default()),
+    || Arc::new(dispatch_provider_echo::ProviderEchoExtension),
+    || Arc::new(dispatch_system_prompt::SystemPromptExtension),
+    || Arc::new(dispatch_session_orchestrator::SessionOrchestratorExtension::default()),
+    || Arc::new(dispatch_transport_http::TransportHttpExtension::default()),
+    || Arc::new(dispatch_transport_ws::TransportWsExtension::default()),
+    || Arc::new(dispatch_tool_testkit::ToolTestkitExtension),
 ];
 
 #[derive(Debug, Parser)]
@@ -41,6 +52,14 @@ struct Cli {
     /// ~/.local/share/dispatch).
     #[arg(long, env = "DISPATCH_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:24203; port 0 picks a free port). Any
+    /// non-loopback address requires a token.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// Bearer token every HTTP and WebSocket request must carry (required for a
+    /// non-loopback bind). Prefer the environment variable over the flag.
+    #[arg(long, env = "DISPATCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print each extension's id, version, tier and state, then exit.
     #[arg(long)]
     list_extensions: bool,
@@ -62,6 +81,16 @@ fn run(cli: Cli) -> Result<()> {
     init_logging(config.host.log.as_deref());
     let extensions: Vec<Arc<dyn Extension>> = CORE_EXTENSIONS.iter().map(|make| make()).collect();
     let mut host_config = config.host_config();
+    let http = host_config
+        .extensions
+        .entry(HTTP_EXTENSION.to_string())
+        .or_default();
+    if let Some(bind) = &cli.bind {
+        http.insert("bind".into(), toml::Value::String(bind.clone()));
+    }
+    if let Some(token) = cli.token.as_ref().filter(|t| !t.is_empty()) {
+        http.insert("token".into(), toml::Value::String(token.clone()));
+    }
     host_config.data_dir = cli
         .data_dir
         .clone()
@@ -91,6 +120,12 @@ async fn serve(mut host: Host, config_path: Option<PathBuf>) -> Result<()> {
         tracing::warn!(ext = %id, reason = %reason, "Extension disabled");
     }
     tracing::info!(order = %report.activated.join(" -> "), "Dispatch ready");
+    // The first stdout line, for people and for scripts that started us with `--bind :0`.
+    if let Ok(listener) = host.services().get(&LISTENER) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "dispatch-server listening on {}", listener.url());
+        let _ = stdout.flush();
+    }
     let signal = signals.recv().await;
     tracing::info!(signal, "Dispatch shutting down");
     let failures = host.deactivate().await;

@@ -18,6 +18,10 @@ fn server_in(home: &std::path::Path) -> Command {
         .env_remove("OPENAI_BASE_URL")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("DISPATCH_TOKEN")
+        .env_remove("OLLAMA_HOST")
+        .arg("--bind")
+        .arg("127.0.0.1:0")
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("share"))
         .env("XDG_CONFIG_HOME", home.join("config"));

@@ -5,7 +5,8 @@
 //! SIGKILL again and again, `tests/sqlite_props.rs` checks the store's invariants on SQLite
 //! with proptest, and `benches/store.rs` measures appends, loads and windows. This library
 //! holds what they share: [`Db`] (a store opened on a database file), message builders and
-//! the crash drill's deterministic history ([`drill`]).
+//! the crash drill's deterministic history ([`drill`]), and [`e2e`]: the harness that runs the
+//! real `dispatch-server`, `dispatch-mock-llm` and `dispatch` binaries for `tests/server_*.rs`.
 //!
 //! Test code only: panicking on a broken expectation is the point, so the unwrap lints are off.
 
@@ -19,6 +20,8 @@ use dispatch_clock::SystemClock;
 use dispatch_conversation_store::Store;
 use dispatch_kernel::abi::{Message, Storage};
 use dispatch_storage_sqlite::{Config, Durability, SqliteStorage};
+
+pub mod e2e;
 
 /// The conversation store on a SQLite file, with the storage kept so it can be closed.
 pub struct Db {
