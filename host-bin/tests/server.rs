@@ -146,7 +146,16 @@ fn lists_extensions_with_version_tier_and_state() {
         rows[6],
         ["provider-anthropic", "0.1.0", "standard", "enabled"]
     );
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows[7], ["provider-echo", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[8], ["system-prompt", "0.1.0", "core", "enabled"]);
+    assert_eq!(
+        rows[9],
+        ["session-orchestrator", "0.1.0", "core", "enabled"]
+    );
+    assert_eq!(rows[10], ["transport-http", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[11], ["transport-ws", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[12], ["tool-testkit", "0.1.0", "standard", "enabled"]);
+    assert_eq!(rows.len(), 13);
 }
 
 #[test]
@@ -172,7 +181,9 @@ fn a_core_extension_denied_a_capability_stops_boot_with_a_clear_error() {
     // disabled and the server goes on.
     std::fs::write(
         &path,
-        "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\nmodel-catalog = [\"fs\"]\n",
+        "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\nmodel-catalog = [\"fs\"]\n\
+         system-prompt = [\"fs\", \"shell\"]\ntransport-http = [\"network\"]\n\
+         transport-ws = [\"network\"]\n",
     )
     .unwrap();
     let out = server_in(dir.path())
