@@ -100,7 +100,7 @@ pub fn given_selector<'a>(
 
 /// The model a turn gets when nothing names one: the first model of the first provider
 /// (sorted by id) that lists any, as `instance/model`, skipping `echo` when another
-/// provider is registered; else `echo`.
+/// provider is registered; else `echo` (which needs no instance prefix).
 pub fn default_model(lists: &[ProviderModels]) -> String {
     let others = lists.iter().any(|p| p.provider != ECHO);
     let mut sorted: Vec<&ProviderModels> = lists
@@ -111,9 +111,13 @@ pub fn default_model(lists: &[ProviderModels]) -> String {
     sorted
         .iter()
         .find_map(|p| {
-            p.models
-                .first()
-                .map(|model| format!("{}/{model}", p.provider))
+            p.models.first().map(|model| {
+                if p.provider == ECHO && model == ECHO {
+                    ECHO.to_owned()
+                } else {
+                    format!("{}/{model}", p.provider)
+                }
+            })
         })
         .unwrap_or_else(|| ECHO.to_owned())
 }
@@ -351,7 +355,7 @@ mod tests {
         assert_eq!(default_model(&[ProviderModels::new("a", &[])]), "echo");
         assert_eq!(
             default_model(&[ProviderModels::new("echo", &["echo"])]),
-            "echo/echo"
+            "echo"
         );
     }
 
