@@ -232,7 +232,7 @@ impl ErrorCtx {
 }
 
 /// The whole `source()` chain of an error, `: `-joined (reqwest's top message is vague).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(next) = source {

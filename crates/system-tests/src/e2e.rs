@@ -35,6 +35,9 @@ pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
     BINS.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let dir = target_dir();
+        // Benchmarks run from target/release: build the binaries the same way.
+        let release = dir.file_name().is_some_and(|name| name == "release");
         let status = Command::new(cargo)
             .args([
                 "build",
@@ -47,11 +50,11 @@ pub fn bins() -> &'static Bins {
                 "dispatch-mock-llm",
                 "--bins",
             ])
+            .args(release.then_some("--release"))
             .current_dir(workspace_root())
             .status()
             .expect("cannot run cargo to build the binaries");
         assert!(status.success(), "building the binaries failed");
-        let dir = target_dir();
         let bins = Bins {
             server: dir.join("dispatch-server"),
             cli: dir.join("dispatch"),

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use dispatch_provider_kit::error::error_chain;
 use dispatch_provider_kit::{Env, is_loopback_url};
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
@@ -133,18 +134,18 @@ async fn probe(root: &str) -> Result<usize, String> {
         .timeout(PROBE_TIMEOUT)
         .user_agent(concat!("dispatch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|err| chain(&err))?;
+        .map_err(|err| error_chain(&err))?;
     let response = client
         .get(format!("{root}/v1/models"))
         .header(ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|err| chain(&err))?;
+        .map_err(|err| error_chain(&err))?;
     let status = response.status();
     if status != StatusCode::OK {
         return Err(format!("`GET /v1/models` answered {status}"));
     }
-    let body = response.bytes().await.map_err(|err| chain(&err))?;
+    let body = response.bytes().await.map_err(|err| error_chain(&err))?;
     count_models(&body)
 }
 
@@ -158,18 +159,6 @@ fn count_models(body: &[u8]) -> Result<usize, String> {
         (serde_json::Value::Null, serde_json::Value::String(object)) if object == "list" => Ok(0),
         _ => Err("`GET /v1/models` is not a model list".to_owned()),
     }
-}
-
-/// An error and its sources, `: `-joined (reqwest's own message is vague).
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(next) = source {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        source = next.source();
-    }
-    text
 }
 
 #[cfg(test)]
