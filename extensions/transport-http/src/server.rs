@@ -16,6 +16,7 @@ use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use dispatch_transport_kit::ApiError;
 use dispatch_wire::ErrorResponse;
 use tokio::net::TcpListener;
@@ -295,8 +296,16 @@ pub async fn listen(bind: &str, has_token: bool) -> Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown` fires, then drains open connections.
+///
+/// Every connection gets `TCP_NODELAY`: streamed events are small writes, and with Nagle's
+/// algorithm each one after the first would wait for the client's (delayed, ~40 ms) ACK.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let signal = shutdown.clone();
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "Cannot set TCP_NODELAY on a connection");
+        }
+    });
     if let Err(err) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { signal.cancelled().await })
         .await
