@@ -375,6 +375,24 @@ async fn malformed_bodies_and_parameters_get_4xx_with_a_message_never_5xx() {
         failures.join("\n")
     );
 
+    // A 413 leaves the body unread: the server must close that connection, and say so, or a
+    // client's pool reuses it and its next request fails.
+    let response = api
+        .request(reqwest::Method::POST, "/chat")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 5 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
+
     // Nothing was lost: the conversation is as it was.
     let (status, history) = api.get(c).await;
     assert_eq!(status, 200);

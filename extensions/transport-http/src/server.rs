@@ -181,8 +181,15 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was left unread: the connection cannot carry another request, so say so
+        // rather than let a client's pool reuse it and fail its next request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
