@@ -25,8 +25,8 @@ use crate::{
     SetCompactPercentRequest, SetCwdRequest, SetModelRequest, SetReasoningEffortRequest,
     SetSystemPromptRequest, SetTitleRequest, StatusResponse, StoredChunk, SurfaceSpec,
     SystemPromptResponse, SystemPromptVariablesResponse, ThroughputResponse, ThroughputSample,
-    TitleResponse, TurnMetrics, Usage, WIRE_VERSION, Workspace, WorkspaceListResponse,
-    WsClientMessage, WsServerMessage,
+    TitleResponse, TodoItem, TodoListResponse, TurnMetrics, Usage, WIRE_VERSION, Workspace,
+    WorkspaceListResponse, WsClientMessage, WsServerMessage,
 };
 
 /// The folder of the generated files, relative to the workspace root.
@@ -217,6 +217,8 @@ fn transport() -> Value {
     generator.subschema_for::<ConversationSystemPromptResponse>();
     generator.subschema_for::<ThroughputSample>();
     generator.subschema_for::<ThroughputResponse>();
+    generator.subschema_for::<TodoItem>();
+    generator.subschema_for::<TodoListResponse>();
 
     let mut root = Map::new();
     if let Some(meta_schema) = meta_schema {

@@ -315,3 +315,40 @@ pub struct ThroughputSample {
 pub struct ThroughputResponse {
     pub samples: Vec<ThroughputSample>,
 }
+
+/// Where a todo stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TodoStatus {
+    Pending,
+    InProgress,
+    Completed,
+    Cancelled,
+    /// A status this build does not know (sent by a newer peer).
+    /// Parse-only: never sent by this build, left out of the JSON Schema.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
+}
+
+/// One item of a conversation's todo list (`todo_write` replaces the whole list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TodoItem {
+    pub id: String,
+    pub content: String,
+    pub status: TodoStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+}
+
+/// `GET /conversations/:id/todos`: the conversation's current todo list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TodoListResponse {
+    pub conversation_id: Id,
+    pub todos: Vec<TodoItem>,
+    /// Milliseconds since the Unix epoch of the last `todo_write`; absent when never written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+}

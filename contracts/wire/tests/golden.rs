@@ -24,8 +24,8 @@ use dispatch_wire::{
     SetModelRequest, SetReasoningEffortRequest, SetSystemPromptRequest, SetTitleRequest,
     StatusResponse, StoredChunk, SurfaceField, SurfaceSpec, SystemPromptResponse,
     SystemPromptVariable, SystemPromptVariablesResponse, ThroughputResponse, ThroughputSample,
-    TitleResponse, TurnMetrics, Usage, Workspace, WorkspaceListResponse, WsClientMessage,
-    WsServerMessage,
+    TitleResponse, TodoItem, TodoListResponse, TurnMetrics, Usage, Workspace,
+    WorkspaceListResponse, WsClientMessage, WsServerMessage,
 };
 use pretty_assertions::assert_eq;
 use schemars::{JsonSchema, schema_for};
@@ -257,6 +257,11 @@ const STRUCT_GOLDENS: &[(&str, Reserialize)] = &[
     (
         "transport.throughput-response.json",
         reserialize::<ThroughputResponse>,
+    ),
+    ("transport.todo-item.json", reserialize::<TodoItem>),
+    (
+        "transport.todo-list-response.json",
+        reserialize::<TodoListResponse>,
     ),
     (
         "transport.title-response.json",

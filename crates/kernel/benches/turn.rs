@@ -50,6 +50,7 @@ fn input(scripts: Vec<Script>, tools: Vec<Arc<dyn dispatch_kernel::abi::Tool>>) 
         ),
         tools,
         cwd: None,
+        workspace_id: None,
         computer_id: None,
         options: TurnOptions::default(),
         env: TurnEnv {

@@ -13,7 +13,9 @@ pub mod turn;
 
 pub use dispatch_stdx::{Cancelled, or_cancel};
 pub use error::{BoxError, Error, Result};
-pub use turn::{BackoffSchedule, TurnEnv, TurnInput, TurnOptions, TurnOutcome, run_turn};
+pub use turn::{
+    BackoffSchedule, TurnEnv, TurnInput, TurnOptions, TurnOutcome, cap_result, run_turn,
+};
 
 /// The kernel API version extensions declare in their manifest's `kernel` requirement.
 pub const KERNEL_API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -59,7 +59,7 @@ impl Extension for TestExt {
 fn manifest(id: &str, tier: &str, deps: &[(&str, &str)], caps: &[&str]) -> String {
     let caps: Vec<String> = caps.iter().map(|c| format!("\"{c}\"")).collect();
     let mut s = format!(
-        "id = \"{id}\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"{tier}\"\ncapabilities = [{}]\n",
+        "id = \"{id}\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"{tier}\"\ncapabilities = [{}]\n",
         caps.join(", ")
     );
     if !deps.is_empty() {
@@ -272,7 +272,7 @@ async fn a_kernel_api_mismatch_is_refused() {
         report.disabled,
         [(
             "old".to_string(),
-            "extension `old` requires kernel API ^0.3, this kernel is 1.0.0".to_string()
+            "extension `old` requires kernel API ^0.4, this kernel is 1.0.0".to_string()
         )]
     );
 }
@@ -290,7 +290,7 @@ async fn a_duplicate_id_is_refused() {
 async fn an_invalid_manifest_is_refused_with_the_parse_error() {
     let mut f = Fixture::new();
     f.add(
-        "id = \"x\"\nversion = \"one\"\nkernel = \"^0.3\"\ntier = \"core\"\n".into(),
+        "id = \"x\"\nversion = \"one\"\nkernel = \"^0.4\"\ntier = \"core\"\n".into(),
         Behaviour::Ok,
     );
     let err = Host::new(f.exts.clone(), Default::default()).err().unwrap();
@@ -299,11 +299,11 @@ async fn an_invalid_manifest_is_refused_with_the_parse_error() {
         "{err}"
     );
     let err = Manifest::parse(
-        "id = \"Bad_Id\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+        "id = \"Bad_Id\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
     )
     .unwrap_err();
     assert!(err.to_string().contains("Bad_Id"), "{err}");
-    let err = Manifest::parse("id = \"x\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\ncapabilities = [\"teleport\"]\n").unwrap_err();
+    let err = Manifest::parse("id = \"x\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\ncapabilities = [\"teleport\"]\n").unwrap_err();
     assert!(err.to_string().contains("teleport"), "{err}");
 }
 

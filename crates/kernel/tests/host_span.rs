@@ -15,7 +15,7 @@ struct Probe;
 impl Extension for Probe {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"tool-probe\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"standard\"\n",
+            "id = \"tool-probe\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"standard\"\n",
         )
     }
 

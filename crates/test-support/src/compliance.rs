@@ -170,6 +170,7 @@ fn ctx(cwd: Option<std::path::PathBuf>) -> ToolCtx {
         step_id: Id::from("t_compliance#0"),
         tool_call_id: Id::from("call_compliance"),
         cwd,
+        workspace_id: None,
         computer_id: None,
         cancel: CancellationToken::new(),
         output: Arc::new(|_, _| {}),

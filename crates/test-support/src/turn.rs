@@ -110,6 +110,7 @@ pub fn turn_input(provider: Arc<dyn Provider>) -> TestTurn {
         request: ProviderRequest::new("test-model", vec![user]),
         tools: Vec::new(),
         cwd: None,
+        workspace_id: None,
         computer_id: None,
         options: TurnOptions::default(),
         env: TurnEnv {

@@ -15,7 +15,7 @@ struct Named(&'static str, bool);
 impl Extension for Named {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(&format!(
-            "id = \"{}\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"standard\"\n",
+            "id = \"{}\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"standard\"\n",
             self.0
         ))
     }

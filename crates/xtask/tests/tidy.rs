@@ -135,7 +135,7 @@ fn doc_headers() {
 #[test]
 fn extension_manifest_ids() {
     let manifest =
-        "id = \"tool-shell\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"standard\"\n";
+        "id = \"tool-shell\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"standard\"\n";
     assert_eq!(check_extension_manifest("tool-shell", manifest), Ok(()));
     assert_eq!(
         check_extension_manifest("tool-fs", manifest),

@@ -340,7 +340,7 @@ struct ToolsExt {
 impl Extension for ToolsExt {
     fn manifest(&self) -> Result<Manifest, dispatch_kernel::Error> {
         Manifest::parse(&format!(
-            "id = \"{}\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"standard\"\n",
+            "id = \"{}\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"standard\"\n",
             self.id
         ))
     }

@@ -12,6 +12,7 @@ use dispatch_kernel::TurnOptions;
 /// max_steps = 0                # steps per turn; 0 = unlimited
 /// tool_concurrency = 8         # concurrency-safe tool calls of a step run at once
 /// idle_timeout_secs = 300      # a provider stream silent this long is a disconnect
+/// max_tool_result_bytes = 65536 # a longer tool result keeps head + tail (0 = no cap)
 /// subscriber_queue = 4096      # frames a subscriber may fall behind before it is dropped
 /// replay_cap = 50000           # frames of a turn kept for late joiners (see `hub`)
 /// retained_replays = 16        # finished turns whose replay is kept for re-attaching
@@ -27,6 +28,7 @@ pub struct Config {
     pub max_steps: u32,
     pub tool_concurrency: usize,
     pub idle_timeout_secs: u64,
+    pub max_tool_result_bytes: usize,
     pub subscriber_queue: usize,
     pub replay_cap: usize,
     pub retained_replays: usize,
@@ -42,6 +44,7 @@ impl Default for Config {
             max_steps: 0,
             tool_concurrency: 8,
             idle_timeout_secs: 300,
+            max_tool_result_bytes: 64 * 1024,
             subscriber_queue: 4096,
             replay_cap: 50_000,
             retained_replays: 16,
@@ -58,6 +61,7 @@ impl Config {
             max_steps: self.max_steps,
             tool_concurrency: self.tool_concurrency.max(1),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_tool_result_bytes: self.max_tool_result_bytes,
         }
     }
 

@@ -452,6 +452,7 @@ impl Orchestrator {
         let filter_ctx = ToolsFilterCtx {
             conversation_id: conversation_id.clone(),
             cwd: Some(cwd.clone()),
+            workspace_id: Some(Id::from(meta.workspace_id.as_str())),
             computer_id: request.computer_id.clone(),
         };
         let tools = self
@@ -632,6 +633,7 @@ impl Orchestrator {
             .get(&MODEL_CATALOG)
             .ok()
             .map(|catalog| -> Arc<dyn Pricing> { catalog });
+        let workspace_id = Some(Id::from(prepared.workspace_id.as_str()));
         let sealing = Sealing {
             workspace_id: prepared.workspace_id,
             provider: prepared.provider.id().to_owned(),
@@ -646,6 +648,7 @@ impl Orchestrator {
             request: prepared.request,
             tools: prepared.tools,
             cwd: Some(prepared.cwd),
+            workspace_id,
             computer_id: prepared.computer_id,
             options: self.config.turn_options(),
             env: TurnEnv {

@@ -21,7 +21,7 @@ struct MemoryStorageExtension(MemoryStorage);
 impl Extension for MemoryStorageExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"storage-sqlite\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+            "id = \"storage-sqlite\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
         )
     }
 

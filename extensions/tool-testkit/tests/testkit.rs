@@ -18,6 +18,7 @@ fn ctx(cancel: CancellationToken, out: Arc<Mutex<Vec<String>>>) -> ToolCtx {
         step_id: "t#0".into(),
         tool_call_id: "call".into(),
         cwd: None,
+        workspace_id: None,
         computer_id: None,
         cancel,
         output: Arc::new(move |stream: OutputStream, chunk: &str| {

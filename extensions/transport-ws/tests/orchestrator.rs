@@ -76,7 +76,7 @@ struct Providers(Arc<Paced>);
 impl Extension for Providers {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"test-providers\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+            "id = \"test-providers\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
         )
     }
 

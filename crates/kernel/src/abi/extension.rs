@@ -83,7 +83,7 @@ impl fmt::Display for Tier {
 /// ```toml
 /// id = "tool-shell"
 /// version = "0.1.0"
-/// kernel = "^0.3"
+/// kernel = "^0.4"
 /// tier = "standard"
 /// description = "run_shell"
 /// capabilities = ["shell"]

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod conversation;
+mod exec;
 mod extension;
 mod message;
 mod provider;
@@ -19,6 +20,10 @@ pub use catalog::{MODEL_CATALOG, ModelCatalog};
 pub use conversation::{
     CONVERSATION_STORE, ConversationFilter, ConversationSettings, ConversationStore, History,
     HistoryPage, HistoryWindow, RepairReport, StoreError, WorkspaceUpdate,
+};
+pub use exec::{
+    CapturedOutput, DirEntry, EXEC, ExecBackend, ExecError, ExecOutputSink, ExecResolver,
+    ExitStatus, FileKind, FileStat, SpawnRequest, WriteMode,
 };
 pub use extension::{Capability, Extension, Manifest, Tier};
 pub use message::{MALFORMED_ARGUMENTS_KEY, Message, sanitize_arguments};

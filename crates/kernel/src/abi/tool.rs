@@ -35,6 +35,9 @@ pub struct ToolCtx {
     pub tool_call_id: Id,
     /// The turn's effective working directory, resolved by the orchestrator.
     pub cwd: Option<PathBuf>,
+    /// The conversation's workspace; tools resolve its path allowances through the exec
+    /// backend service.
+    pub workspace_id: Option<Id>,
     /// The computer (SSH host alias) the turn runs on; `None` = this machine.
     pub computer_id: Option<Id>,
     /// Fires on abort, timeout of the turn or shutdown. The kernel also races the call
@@ -59,6 +62,7 @@ impl std::fmt::Debug for ToolCtx {
             .field("step_id", &self.step_id)
             .field("tool_call_id", &self.tool_call_id)
             .field("cwd", &self.cwd)
+            .field("workspace_id", &self.workspace_id)
             .field("computer_id", &self.computer_id)
             .finish_non_exhaustive()
     }

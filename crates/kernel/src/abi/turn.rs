@@ -94,6 +94,7 @@ pub trait Pricing: Send + Sync {
 pub struct ToolsFilterCtx {
     pub conversation_id: Id,
     pub cwd: Option<PathBuf>,
+    pub workspace_id: Option<Id>,
     pub computer_id: Option<Id>,
 }
 

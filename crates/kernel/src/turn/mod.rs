@@ -25,6 +25,9 @@ pub struct TurnOptions {
     pub tool_concurrency: usize,
     /// A provider stream silent for longer than this is treated as a disconnect.
     pub idle_timeout: Duration,
+    /// The most bytes of one tool result the model reads; a longer result keeps its head
+    /// and tail with a notice of what was cut. 0 = no cap.
+    pub max_tool_result_bytes: usize,
 }
 
 impl Default for TurnOptions {
@@ -33,6 +36,7 @@ impl Default for TurnOptions {
             max_steps: 0,
             tool_concurrency: 8,
             idle_timeout: Duration::from_secs(300),
+            max_tool_result_bytes: 64 * 1024,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct TurnInput {
     pub request: ProviderRequest,
     pub tools: Vec<Arc<dyn Tool>>,
     pub cwd: Option<PathBuf>,
+    /// The conversation's workspace (tools read its path allowances).
+    pub workspace_id: Option<Id>,
     pub computer_id: Option<Id>,
     pub options: TurnOptions,
     pub env: TurnEnv,
@@ -85,4 +91,4 @@ pub struct TurnOutcome {
 
 mod run;
 
-pub use run::run_turn;
+pub use run::{cap_result, run_turn};

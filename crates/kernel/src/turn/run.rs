@@ -18,6 +18,8 @@
 mod stream;
 mod tools;
 
+pub use self::tools::cap_result;
+
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -78,6 +80,7 @@ struct Ctx {
     /// Unique names, sorted by name: the same order as `request.tools`.
     tools: Vec<Arc<dyn Tool>>,
     cwd: Option<PathBuf>,
+    workspace_id: Option<Id>,
     computer_id: Option<Id>,
     options: TurnOptions,
     env: TurnEnv,
@@ -110,6 +113,7 @@ impl Ctx {
             mut request,
             tools,
             cwd,
+            workspace_id,
             computer_id,
             options,
             env,
@@ -127,6 +131,7 @@ impl Ctx {
             request,
             tools,
             cwd,
+            workspace_id,
             computer_id,
             options,
             started: env.clock.monotonic(),

@@ -96,7 +96,7 @@ pub struct MemoryStorageExtension(pub MemoryStorage);
 impl Extension for MemoryStorageExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"storage-sqlite\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+            "id = \"storage-sqlite\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
         )
     }
 
@@ -112,7 +112,7 @@ pub struct ClockExtension(pub Arc<ManualClock>);
 #[async_trait]
 impl Extension for ClockExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
-        Manifest::parse("id = \"clock\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n")
+        Manifest::parse("id = \"clock\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n")
     }
 
     async fn activate(&self, host: &mut HostApi) -> Result<(), BoxError> {

@@ -261,7 +261,7 @@ struct TestWorldExtension {
 impl Extension for TestWorldExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"test-world\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+            "id = \"test-world\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
         )
     }
 

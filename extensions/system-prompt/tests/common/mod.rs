@@ -39,7 +39,7 @@ impl Clock for FixedClock {
 #[async_trait]
 impl Extension for FixedClockExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
-        Manifest::parse("id = \"clock\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n")
+        Manifest::parse("id = \"clock\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n")
     }
 
     async fn activate(&self, host: &mut HostApi) -> Result<(), BoxError> {

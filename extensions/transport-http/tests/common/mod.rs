@@ -459,7 +459,7 @@ pub struct FakeSessionExtension {
 impl Extension for FakeSessionExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"session-orchestrator\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\n\
+            "id = \"session-orchestrator\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\n\
              tier = \"core\"\n[depends_on]\nconversation-store = \"^0.1\"\n",
         )
     }
@@ -556,7 +556,7 @@ pub struct FakeSystemPromptExtension;
 impl Extension for FakeSystemPromptExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
         Manifest::parse(
-            "id = \"system-prompt\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n",
+            "id = \"system-prompt\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
         )
     }
 

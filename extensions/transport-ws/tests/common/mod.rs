@@ -281,7 +281,7 @@ impl Session for FakeSession {
 
 fn manifest(id: &str) -> Result<Manifest, Error> {
     Manifest::parse(&format!(
-        "id = \"{id}\"\nversion = \"0.1.0\"\nkernel = \"^0.3\"\ntier = \"core\"\n"
+        "id = \"{id}\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n"
     ))
 }
 

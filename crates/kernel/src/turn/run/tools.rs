@@ -192,6 +192,7 @@ async fn execute(
             step_id: step_id.clone(),
             tool_call_id: call.id.clone(),
             cwd: ctx.cwd.clone(),
+            workspace_id: ctx.workspace_id.clone(),
             computer_id: ctx.computer_id.clone(),
             cancel: token.clone(),
             output: output_sink(ctx, step_id, &call.id, &token),
@@ -217,10 +218,39 @@ async fn execute(
         }
     });
     CallResult {
-        output,
+        output: cap_result(output, ctx.options.max_tool_result_bytes),
         is_error,
         duration: ctx.now().saturating_sub(started),
     }
+}
+
+/// Keeps a result within `max` bytes: its head and its tail, with a notice between them
+/// saying how much was cut (cuts land on character boundaries). `0` = no cap.
+pub fn cap_result(output: String, max: usize) -> String {
+    if max == 0 || output.len() <= max {
+        return output;
+    }
+    let keep = max.saturating_sub(200) / 2;
+    let mut head_end = keep.min(output.len());
+    while !output.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = output.len().saturating_sub(keep).max(head_end);
+    while !output.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let cut = &output[head_end..tail_start];
+    let notice = format!(
+        "\n[… {} bytes ({} lines) cut: the result exceeded {} bytes; ask for a narrower range …]\n",
+        cut.len(),
+        cut.matches('\n').count(),
+        max
+    );
+    let mut capped = String::with_capacity(head_end + notice.len() + output.len() - tail_start);
+    capped.push_str(&output[..head_end]);
+    capped.push_str(&notice);
+    capped.push_str(&output[tail_start..]);
+    capped
 }
 
 /// Streams a running call's partial output as `tool-output` events until the call is over.
