@@ -1,0 +1,58 @@
+//! `GET /conversations/{id}/todos`: a conversation's list for the frontends, mounted into
+//! `transport_kit::ROUTES`. A conversation without a list (unknown, or never written)
+//! answers an empty list: the todo store does not know which conversations exist.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use dispatch_transport_kit::ApiError;
+use dispatch_wire::TodoListResponse;
+
+use crate::store::TodoStore;
+
+/// The route this extension mounts.
+pub const PATH: &str = "/conversations/{id}/todos";
+
+/// Longest accepted conversation id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// The router to mount.
+pub fn router(store: Arc<TodoStore>) -> Router {
+    Router::new().route(PATH, get(list)).with_state(store)
+}
+
+async fn list(
+    State(store): State<Arc<TodoStore>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TodoListResponse>, ApiError> {
+    let Path(id) = id.map_err(|rejection| ApiError::invalid("id", rejection.body_text()))?;
+    if !is_id(&id) {
+        return Err(ApiError::invalid(
+            "id",
+            format!("must be 1 to {MAX_ID_BYTES} characters of A-Z a-z 0-9 _ . : -"),
+        ));
+    }
+    let record = store.get(&id).await.map_err(ApiError::internal)?;
+    let (todos, updated_at) = match record {
+        Some(record) => (record.todos, Some(record.updated_at)),
+        None => (Vec::new(), None),
+    };
+    Ok(Json(TodoListResponse {
+        conversation_id: id.into(),
+        todos,
+        updated_at,
+    }))
+}
+
+/// 1 to 128 bytes of `[A-Za-z0-9_.:-]` (the conversation id rule of the HTTP API).
+fn is_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
