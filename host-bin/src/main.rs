@@ -35,6 +35,12 @@ pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
     || Arc::new(dispatch_session_orchestrator::SessionOrchestratorExtension::default()),
     || Arc::new(dispatch_transport_http::TransportHttpExtension::default()),
     || Arc::new(dispatch_transport_ws::TransportWsExtension::default()),
+    || Arc::new(dispatch_exec_backend::ExecBackendExtension),
+    || Arc::new(dispatch_tool_fs::ToolFsExtension),
+    || Arc::new(dispatch_tool_shell::ToolShellExtension),
+    || Arc::new(dispatch_tool_todo::ToolTodoExtension::default()),
+    || Arc::new(dispatch_tool_skills::ToolSkillsExtension),
+    || Arc::new(dispatch_tool_web_search::ToolWebSearchExtension::default()),
     || Arc::new(dispatch_tool_testkit::ToolTestkitExtension),
 ];
 

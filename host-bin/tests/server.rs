@@ -154,8 +154,19 @@ fn lists_extensions_with_version_tier_and_state() {
     );
     assert_eq!(rows[10], ["transport-http", "0.1.0", "core", "enabled"]);
     assert_eq!(rows[11], ["transport-ws", "0.1.0", "core", "enabled"]);
-    assert_eq!(rows[12], ["tool-testkit", "0.1.0", "standard", "enabled"]);
-    assert_eq!(rows.len(), 13);
+    assert_eq!(rows[12], ["exec-backend", "0.1.0", "core", "enabled"]);
+    let standard = [
+        "tool-fs",
+        "tool-shell",
+        "tool-todo",
+        "tool-skills",
+        "tool-web-search",
+        "tool-testkit",
+    ];
+    for (row, id) in rows[13..].iter().zip(standard) {
+        assert_eq!(row, &[id, "0.1.0", "standard", "enabled"]);
+    }
+    assert_eq!(rows.len(), 19);
 }
 
 #[test]
@@ -183,7 +194,7 @@ fn a_core_extension_denied_a_capability_stops_boot_with_a_clear_error() {
         &path,
         "[host]\ncapabilities = []\n[host.grants]\nstorage-sqlite = [\"fs\"]\nmodel-catalog = [\"fs\"]\n\
          system-prompt = [\"fs\", \"shell\"]\ntransport-http = [\"network\"]\n\
-         transport-ws = [\"network\"]\n",
+         transport-ws = [\"network\"]\nexec-backend = [\"fs\", \"shell\"]\n",
     )
     .unwrap();
     let out = server_in(dir.path())
