@@ -398,3 +398,35 @@ async fn empty_or_duplicate_call_ids_get_fresh_ones() {
     assert_eq!(call_ids, ids);
     assert_eq!(tool.call_count(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_tool_output_stops_after_its_limit_and_results_are_capped() {
+    let chunks: Vec<(OutputStream, String)> = (0..10)
+        .map(|i| (OutputStream::Stdout, format!("{i}{}\n", "x".repeat(99))))
+        .collect();
+    let result = "r".repeat(5000);
+    let tool = FakeTool::new("sh", Behaviour::Output(chunks, result)).arc();
+    let p = provider([Script::calls(&[("c1", "sh", "{}")]), Script::reply("ok")]);
+    let run = turn_input(p).tool(tool).output_limits(1000, 350).run().await;
+
+    let streamed: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::ToolOutput { chunk, .. } => Some(chunk.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed.len(), 4, "three chunks, then one notice: {streamed:?}");
+    assert!(streamed[3].contains("live output stopped after 350 bytes"));
+    let output = run
+        .events
+        .iter()
+        .find_map(|e| match e {
+            AgentEvent::ToolResult { output, .. } => Some(output.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(output.len() <= 1000, "{}", output.len());
+    assert!(output.contains("cut: the result exceeded 1000 bytes"), "{output}");
+}

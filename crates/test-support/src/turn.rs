@@ -150,6 +150,13 @@ impl TestTurn {
         self
     }
 
+    /// Sets both output limits: the result cap and the live `tool-output` limit.
+    pub fn output_limits(mut self, result_bytes: usize, stream_bytes: usize) -> TestTurn {
+        self.input.options.max_tool_result_bytes = result_bytes;
+        self.input.options.max_tool_output_stream_bytes = stream_bytes;
+        self
+    }
+
     pub fn idle_timeout(mut self, timeout: Duration) -> TestTurn {
         self.input.options.idle_timeout = timeout;
         self

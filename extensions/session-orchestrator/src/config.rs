@@ -13,6 +13,7 @@ use dispatch_kernel::TurnOptions;
 /// tool_concurrency = 8         # concurrency-safe tool calls of a step run at once
 /// idle_timeout_secs = 300      # a provider stream silent this long is a disconnect
 /// max_tool_result_bytes = 65536 # a longer tool result keeps head + tail (0 = no cap)
+/// max_tool_output_stream_bytes = 4194304 # live tool output per call (0 = no limit)
 /// subscriber_queue = 4096      # frames a subscriber may fall behind before it is dropped
 /// replay_cap = 50000           # frames of a turn kept for late joiners (see `hub`)
 /// retained_replays = 16        # finished turns whose replay is kept for re-attaching
@@ -29,6 +30,7 @@ pub struct Config {
     pub tool_concurrency: usize,
     pub idle_timeout_secs: u64,
     pub max_tool_result_bytes: usize,
+    pub max_tool_output_stream_bytes: usize,
     pub subscriber_queue: usize,
     pub replay_cap: usize,
     pub retained_replays: usize,
@@ -45,6 +47,7 @@ impl Default for Config {
             tool_concurrency: 8,
             idle_timeout_secs: 300,
             max_tool_result_bytes: 64 * 1024,
+            max_tool_output_stream_bytes: 4 * 1024 * 1024,
             subscriber_queue: 4096,
             replay_cap: 50_000,
             retained_replays: 16,
@@ -62,6 +65,7 @@ impl Config {
             tool_concurrency: self.tool_concurrency.max(1),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             max_tool_result_bytes: self.max_tool_result_bytes,
+            max_tool_output_stream_bytes: self.max_tool_output_stream_bytes,
         }
     }
 

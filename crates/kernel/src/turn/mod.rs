@@ -28,6 +28,9 @@ pub struct TurnOptions {
     /// The most bytes of one tool result the model reads; a longer result keeps its head
     /// and tail with a notice of what was cut. 0 = no cap.
     pub max_tool_result_bytes: usize,
+    /// The most bytes of live `tool-output` one call may stream to subscribers; past it one
+    /// notice is sent and the rest dropped (the result is unaffected). 0 = no limit.
+    pub max_tool_output_stream_bytes: usize,
 }
 
 impl Default for TurnOptions {
@@ -37,6 +40,7 @@ impl Default for TurnOptions {
             tool_concurrency: 8,
             idle_timeout: Duration::from_secs(300),
             max_tool_result_bytes: 64 * 1024,
+            max_tool_output_stream_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -261,17 +261,29 @@ fn output_sink(ctx: &Ctx, step_id: &Id, call_id: &Id, token: &CancellationToken)
     let step_id = step_id.clone();
     let tool_call_id = call_id.clone();
     let token = token.clone();
+    let limit = ctx.options.max_tool_output_stream_bytes;
+    let streamed = std::sync::atomic::AtomicUsize::new(0);
     Arc::new(move |stream: OutputStream, chunk: &str| {
         if token.is_cancelled() {
             return;
         }
+        // Live output is for watching, not for the model: past the limit, one notice and
+        // then nothing more (the result still carries the tool's own capped output).
+        let before = streamed.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        let chunk = if limit == 0 || before + chunk.len() <= limit {
+            chunk.to_owned()
+        } else if before <= limit {
+            format!("\n[… live output stopped after {limit} bytes; the result keeps the rest …]\n")
+        } else {
+            return;
+        };
         events.emit(AgentEvent::ToolOutput {
             conversation_id: conversation_id.clone(),
             turn_id: turn_id.clone(),
             step_id: step_id.clone(),
             tool_call_id: tool_call_id.clone(),
             stream,
-            chunk: chunk.to_owned(),
+            chunk,
         });
     })
 }
