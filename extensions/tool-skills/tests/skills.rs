@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The extension in a host (compliance first) over a real file system (the `tokio::fs`
-//! backend of `common`, home and cwd in temporary directories): the tools filter's listing,
-//! shadowing, removal and byte stability; live loading; and containment (bad names,
-//! symlinks leaving a skill folder).
+//! The extension in a host (compliance first) over the real exec backend (the local
+//! backend of `dispatch-exec-backend`, home and cwd in temporary directories; see `common`):
+//! the tools filter's listing, shadowing, removal and byte stability; live loading; and
+//! containment (bad names, symlinks leaving a skill folder).
 
 mod common;
 

@@ -1,184 +1,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
-//! Test parts: [`FsBackend`], a minimal `tokio::fs` exec backend (file operations only)
-//! whose home is a temporary directory, so no test touches the real home or the process
-//! environment; a resolver and an `exec-backend` stand-in extension that provides it; and a
-//! [`World`] with a home and a cwd, each with a `.skills` folder to fill.
+//! Test parts: an [`ExecExtension`] that provides `EXEC` from the real exec backend
+//! (`dispatch_exec_backend`'s [`Resolver`] over a [`LocalBackend`] whose home is a temporary
+//! directory, so no test touches the real home or the process environment), and a [`World`]
+//! with a home and a cwd, each with a `.skills` folder to fill.
 //!
-//! `dispatch-exec-backend` is still a skeleton while this crate is written, hence this
-//! stand-in; it implements the `ExecBackend` read/list/stat/canonicalize/home contract the
-//! crate relies on.
+//! `ExecBackendExtension` itself takes its home from `$HOME`, hence this extension: the real
+//! extension's manifest, activated with the home given.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dispatch_kernel::abi::{
-    DirEntry, EXEC, ExecBackend, ExecError, ExecOutputSink, ExecResolver, ExitStatus, Extension,
-    FileKind, FileStat, Manifest, SpawnRequest, ToolCtx, ToolsFilterCtx, WriteMode,
-};
+use dispatch_exec_backend::{Allowances, ExecBackendExtension, LocalBackend, Resolver};
+use dispatch_kernel::abi::{EXEC, ExecResolver, Extension, Manifest, ToolCtx, ToolsFilterCtx};
 use dispatch_kernel::host::HostApi;
 use dispatch_kernel::{BoxError, Error};
 use dispatch_wire::Id;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 
-fn io_error(path: &Path, err: std::io::Error) -> ExecError {
-    let path = path.to_path_buf();
-    match err.kind() {
-        std::io::ErrorKind::NotFound => ExecError::NotFound { path },
-        std::io::ErrorKind::PermissionDenied => ExecError::PermissionDenied { path },
-        std::io::ErrorKind::IsADirectory => ExecError::IsADirectory { path },
-        std::io::ErrorKind::NotADirectory => ExecError::NotADirectory { path },
-        _ => ExecError::Io {
-            path,
-            message: err.to_string(),
-        },
-    }
-}
-
-fn kind(file_type: std::fs::FileType) -> FileKind {
-    if file_type.is_symlink() {
-        FileKind::Symlink
-    } else if file_type.is_dir() {
-        FileKind::Dir
-    } else if file_type.is_file() {
-        FileKind::File
-    } else {
-        FileKind::Other
-    }
-}
-
-/// This machine's files through `tokio::fs`; `home()` is the given directory.
-pub struct FsBackend {
-    pub home: PathBuf,
-}
-
-#[async_trait]
-impl ExecBackend for FsBackend {
-    fn id(&self) -> &str {
-        "local"
-    }
-
-    fn is_local(&self) -> bool {
-        true
-    }
-
-    async fn spawn(
-        &self,
-        _request: SpawnRequest,
-        _output: ExecOutputSink,
-        _cancel: CancellationToken,
-    ) -> Result<ExitStatus, ExecError> {
-        Err(ExecError::Invalid(
-            "spawn is not supported by the test backend".into(),
-        ))
-    }
-
-    async fn read(
-        &self,
-        path: &Path,
-        offset: u64,
-        max_bytes: usize,
-    ) -> Result<(Vec<u8>, u64), ExecError> {
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        if meta.is_dir() {
-            return Err(ExecError::IsADirectory {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| io_error(path, e))?;
-        let mut bytes = Vec::new();
-        file.take(max_bytes as u64)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        Ok((bytes, meta.len()))
-    }
-
-    async fn write(&self, path: &Path, bytes: &[u8], _mode: WriteMode) -> Result<(), ExecError> {
-        tokio::fs::write(path, bytes)
-            .await
-            .map_err(|e| io_error(path, e))
-    }
-
-    async fn stat(&self, path: &Path) -> Result<Option<FileStat>, ExecError> {
-        match tokio::fs::symlink_metadata(path).await {
-            Ok(meta) => Ok(Some(FileStat {
-                kind: kind(meta.file_type()),
-                size: meta.len(),
-                modified: meta.modified().ok(),
-            })),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io_error(path, err)),
-        }
-    }
-
-    async fn list(&self, path: &Path) -> Result<Vec<DirEntry>, ExecError> {
-        let mut dir = tokio::fs::read_dir(path)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        let mut entries = Vec::new();
-        while let Some(entry) = dir.next_entry().await.map_err(|e| io_error(path, e))? {
-            let file_type = entry.file_type().await.map_err(|e| io_error(path, e))?;
-            entries.push(DirEntry {
-                name: entry.file_name(),
-                kind: kind(file_type),
-            });
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
-    }
-
-    async fn mkdir(&self, path: &Path, _recursive: bool) -> Result<(), ExecError> {
-        tokio::fs::create_dir_all(path)
-            .await
-            .map_err(|e| io_error(path, e))
-    }
-
-    async fn rename(&self, from: &Path, to: &Path) -> Result<(), ExecError> {
-        tokio::fs::rename(from, to)
-            .await
-            .map_err(|e| io_error(from, e))
-    }
-
-    async fn canonicalize(&self, path: &Path) -> Result<PathBuf, ExecError> {
-        tokio::fs::canonicalize(path)
-            .await
-            .map_err(|e| io_error(path, e))
-    }
-
-    fn home(&self) -> Option<PathBuf> {
-        Some(self.home.clone())
-    }
-}
-
-/// One local backend; remote computers are unknown.
-pub struct Resolver(pub Arc<dyn ExecBackend>);
-
-impl ExecResolver for Resolver {
-    fn backend(&self, computer_id: Option<&str>) -> Result<Arc<dyn ExecBackend>, ExecError> {
-        match computer_id {
-            None => Ok(self.0.clone()),
-            Some(id) => Err(ExecError::UnknownComputer(id.to_owned())),
-        }
-    }
-
-    fn register(&self, _computer_id: &str, _backend: Arc<dyn ExecBackend>) {}
-
-    fn allowed_roots(&self, _workspace_id: Option<&str>) -> Vec<PathBuf> {
-        Vec::new()
-    }
-}
-
-/// Stands in for `exec-backend`: provides `EXEC` with a [`FsBackend`] at `home`.
+/// The real `exec-backend` (manifest, resolver, local backend), its home at `home`.
 pub struct ExecExtension {
     pub home: PathBuf,
 }
@@ -186,15 +27,13 @@ pub struct ExecExtension {
 #[async_trait]
 impl Extension for ExecExtension {
     fn manifest(&self) -> Result<Manifest, Error> {
-        Manifest::parse(
-            "id = \"exec-backend\"\nversion = \"0.1.0\"\nkernel = \"^0.4\"\ntier = \"core\"\n",
-        )
+        ExecBackendExtension.manifest()
     }
 
     async fn activate(&self, host: &mut HostApi) -> Result<(), BoxError> {
-        let resolver: Arc<dyn ExecResolver> = Arc::new(Resolver(Arc::new(FsBackend {
-            home: self.home.clone(),
-        })));
+        let local = LocalBackend::with_home(Some(self.home.clone()));
+        let resolver: Arc<dyn ExecResolver> =
+            Arc::new(Resolver::new(Arc::new(local), Allowances::default()));
         host.provide(&EXEC, resolver)?;
         Ok(())
     }
