@@ -18,6 +18,8 @@ mod events;
 mod history;
 mod model;
 mod prefix;
+mod rpc;
+mod runs;
 pub mod schema;
 mod surface;
 mod transport;
@@ -32,6 +34,11 @@ pub use events::{AgentEvent, FinishReason, OutputStream, QueuedMessage};
 pub use history::{Chunk, Role, StoredChunk};
 pub use model::{ModelInfo, ModelPricing, ReasoningEffort};
 pub use prefix::{PrefixBlock, PrefixBlockRef, PromptPrefix};
+pub use rpc::{RpcCommand, RpcMessages, RpcRequest, RpcResponse, RpcState};
+pub use runs::{
+    CancelOutcome, RunAccepted, RunArtifacts, RunCancelResponse, RunEnd, RunInfo, RunListResponse,
+    RunRequest, RunStatus, StepArtifact,
+};
 pub use surface::{SurfaceField, SurfaceScope, SurfaceSpec};
 pub use transport::*;
 pub use usage::{Cost, Usage};

@@ -50,6 +50,8 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("model-info.schema.json", server::<ModelInfo>()),
         ("prompt-prefix.schema.json", server::<PromptPrefix>()),
         ("queued-message.schema.json", server::<QueuedMessage>()),
+        ("rpc.schema.json", rpc()),
+        ("runs.schema.json", runs()),
         ("stored-chunk.schema.json", server::<StoredChunk>()),
         ("surface.schema.json", server::<SurfaceSpec>()),
         ("transport.schema.json", transport()),
@@ -238,4 +240,59 @@ fn transport() -> Value {
         Value::Object(generator.take_definitions(true)),
     );
     Value::Object(root)
+}
+
+/// `$defs` of `types` under a title, for the files that group several types.
+fn grouped(title: &str, description: &str, add: impl FnOnce(&mut SchemaGenerator)) -> Value {
+    let settings = SchemaSettings::draft2020_12().for_serialize();
+    let meta_schema = settings.meta_schema.as_deref().map(str::to_owned);
+    let mut generator = SchemaGenerator::new(settings);
+    add(&mut generator);
+    let mut root = Map::new();
+    if let Some(meta_schema) = meta_schema {
+        root.insert("$schema".to_owned(), Value::String(meta_schema));
+    }
+    root.insert("title".to_owned(), Value::String(title.to_owned()));
+    root.insert(
+        "description".to_owned(),
+        Value::String(description.to_owned()),
+    );
+    root.insert(
+        "$defs".to_owned(),
+        Value::Object(generator.take_definitions(true)),
+    );
+    Value::Object(root)
+}
+
+/// The runs control plane's bodies.
+fn runs() -> Value {
+    grouped(
+        "Runs",
+        "The runs control plane (`POST /runs`, `GET /runs/:id`, `/events`, `/cancel`, \
+         `/artifacts`), each body under `$defs` by its Rust name.",
+        |generator| {
+            generator.subschema_for::<crate::RunRequest>();
+            generator.subschema_for::<crate::RunAccepted>();
+            generator.subschema_for::<crate::RunInfo>();
+            generator.subschema_for::<crate::RunListResponse>();
+            generator.subschema_for::<crate::RunCancelResponse>();
+            generator.subschema_for::<crate::RunArtifacts>();
+            generator.subschema_for::<crate::RunEnd>();
+        },
+    )
+}
+
+/// RPC mode's lines.
+fn rpc() -> Value {
+    grouped(
+        "Rpc",
+        "RPC mode (`dispatch-server rpc`): request and response lines and their data, each \
+         under `$defs` by its Rust name; events are AgentEvents.",
+        |generator| {
+            generator.subschema_for::<crate::RpcRequest>();
+            generator.subschema_for::<crate::RpcResponse>();
+            generator.subschema_for::<crate::RpcState>();
+            generator.subschema_for::<crate::RpcMessages>();
+        },
+    )
 }

@@ -407,7 +407,11 @@ async fn live_tool_output_stops_after_its_limit_and_results_are_capped() {
     let result = "r".repeat(5000);
     let tool = FakeTool::new("sh", Behaviour::Output(chunks, result)).arc();
     let p = provider([Script::calls(&[("c1", "sh", "{}")]), Script::reply("ok")]);
-    let run = turn_input(p).tool(tool).output_limits(1000, 350).run().await;
+    let run = turn_input(p)
+        .tool(tool)
+        .output_limits(1000, 350)
+        .run()
+        .await;
 
     let streamed: Vec<String> = run
         .events
@@ -417,7 +421,11 @@ async fn live_tool_output_stops_after_its_limit_and_results_are_capped() {
             _ => None,
         })
         .collect();
-    assert_eq!(streamed.len(), 4, "three chunks, then one notice: {streamed:?}");
+    assert_eq!(
+        streamed.len(),
+        4,
+        "three chunks, then one notice: {streamed:?}"
+    );
     assert!(streamed[3].contains("live output stopped after 350 bytes"));
     let output = run
         .events
@@ -428,5 +436,8 @@ async fn live_tool_output_stops_after_its_limit_and_results_are_capped() {
         })
         .unwrap();
     assert!(output.len() <= 1000, "{}", output.len());
-    assert!(output.contains("cut: the result exceeded 1000 bytes"), "{output}");
+    assert!(
+        output.contains("cut: the result exceeded 1000 bytes"),
+        "{output}"
+    );
 }

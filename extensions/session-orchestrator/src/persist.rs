@@ -4,12 +4,17 @@
 //! be handed over on the first poll: each step's append runs in its own task, spawned
 //! synchronously when the sink is first polled, and the sink only waits for its result. A
 //! write whose waiter was dropped still commits; [`StepWriter::flush`] waits for every
-//! write before the turn seals, and reports the failures the kernel never saw.
+//! write before the turn seals, and reports the failures the kernel never saw. Once a step is
+//! committed (or had nothing to commit), `STEP_COMPLETED` is emitted with its record, inside
+//! the write's in-flight window so every step is announced before the turn seals.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use dispatch_kernel::abi::{ConversationStore, StepRecord, StepSink};
+use dispatch_kernel::abi::{
+    ConversationStore, STEP_COMPLETED, StepCompleted, StepRecord, StepSink,
+};
+use dispatch_kernel::host::Bus;
 use dispatch_wire::{Id, StepMetrics};
 use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
@@ -30,6 +35,8 @@ pub(crate) struct StepWriter {
     turn_id: Id,
     written: Arc<Mutex<Written>>,
     in_flight: Arc<watch::Sender<usize>>,
+    /// Where committed steps are announced, and the conversation's workspace.
+    announce: (Bus, String),
 }
 
 impl StepWriter {
@@ -38,6 +45,7 @@ impl StepWriter {
         conversation_id: Id,
         turn_id: Id,
         last_seq: u64,
+        announce: (Bus, String),
     ) -> StepWriter {
         StepWriter {
             store,
@@ -48,6 +56,15 @@ impl StepWriter {
                 ..Written::default()
             })),
             in_flight: Arc::new(watch::Sender::new(0)),
+            announce,
+        }
+    }
+
+    fn completed(&self, step: &StepRecord) -> StepCompleted {
+        StepCompleted {
+            conversation_id: self.conversation_id.clone(),
+            workspace_id: self.announce.1.clone(),
+            record: Arc::new(step.clone()),
         }
     }
 
@@ -76,8 +93,14 @@ impl StepSink for StepWriter {
             usage: step.usage.unwrap_or_default(),
         });
         if step.messages.is_empty() {
+            self.announce
+                .0
+                .emit(&STEP_COMPLETED, self.completed(step))
+                .await;
             return Ok(());
         }
+        let bus = self.announce.0.clone();
+        let completed = self.completed(step);
         let (tx, rx) = oneshot::channel();
         let store = self.store.clone();
         let written = self.written.clone();
@@ -99,6 +122,7 @@ impl StepSink for StepWriter {
                 let mut written = lock(&written);
                 written.last_seq = written.last_seq.max(*seq);
             }
+            let committed = result.is_ok();
             match tx.send(result) {
                 Ok(()) => {}
                 Err(Ok(_)) => {
@@ -110,6 +134,9 @@ impl StepSink for StepWriter {
                         .unreported
                         .push(format!("Could not persist step {step_id}: {err}"));
                 }
+            }
+            if committed {
+                bus.emit(&STEP_COMPLETED, completed).await;
             }
         };
         tokio::spawn(write.in_current_span());

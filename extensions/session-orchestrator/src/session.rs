@@ -627,6 +627,7 @@ impl Orchestrator {
             conversation.id.clone(),
             claim.turn_id.clone(),
             prepared.last_seq,
+            (self.bus.clone(), prepared.workspace_id.clone()),
         ));
         let pricing = self
             .services

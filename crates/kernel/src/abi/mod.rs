@@ -33,8 +33,9 @@ pub use provider::{
 };
 pub use session::{
     Accepted, ActionOutcome, CONVERSATION_OPENED, CONVERSATION_STATUS_CHANGED, ConversationOpened,
-    ConversationStatusChanged, Enqueued, EventFrame, ModelList, SESSION, SendRequest, Session,
-    SessionError, Subscriber, Subscription, TURN_SETTLED, TurnSettled, Undeliverable,
+    ConversationStatusChanged, Enqueued, EventFrame, ModelList, SESSION, STEP_COMPLETED,
+    SendRequest, Session, SessionError, StepCompleted, Subscriber, Subscription, TURN_SETTLED,
+    TurnSettled, Undeliverable,
 };
 pub use storage::{
     LogEntry, LogPage, LogRange, MAX_STORAGE_NAME_BYTES, Migration, MigrationTx, STORAGE, Scope,

@@ -47,6 +47,18 @@ pub struct TurnSettled {
     pub metrics: TurnMetrics,
 }
 
+/// Emitted on the bus after each step of a turn was persisted (before the next step starts),
+/// with the step's record — its prompt-prefix record included — for observers such as the
+/// runs control plane's artifacts.
+pub const STEP_COMPLETED: HookKey<StepCompleted> = HookKey::new("session.step-completed");
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCompleted {
+    pub conversation_id: Id,
+    pub workspace_id: String,
+    pub record: std::sync::Arc<crate::abi::StepRecord>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationStatusChanged {
     pub conversation_id: Id,

@@ -1,0 +1,1 @@
+//! Skeleton of the embedding SDK (being built for issue 7).
