@@ -1,18 +1,27 @@
 //! `dispatch-server`: the thin host binary. Reads `dispatch.toml` and the environment, builds
-//! [`CORE_EXTENSIONS`], activates them in dependency order, and deactivates them in reverse on
-//! SIGINT/SIGTERM. It holds no logic of its own beyond wiring: everything else is an extension.
+//! the SDK's [`CORE_EXTENSIONS`](dispatch_sdk::CORE_EXTENSIONS), activates them in dependency
+//! order, and deactivates them in reverse on SIGINT/SIGTERM. It holds no logic of its own
+//! beyond wiring: everything else is an extension, and the runtime is `dispatch-sdk`'s.
+//!
+//! `dispatch-server rpc` serves RPC mode instead: newline-delimited JSON on stdin/stdout
+//! ([`dispatch_sdk::rpc`]). It runs the core set without the network extensions
+//! ([`dispatch_sdk::NETWORK_EXTENSIONS`]: `transport-http` binds a port when it activates,
+//! and `transport-ws`, `runs` and `tool-todo` depend on it), so it opens no socket and
+//! `todo_write` is not offered. Logs go to stderr only (default filter `warn`), stdout
+//! carries protocol lines only, and `DISPATCH_RPC_TOKEN` makes `hello {token}` mandatory.
+//! End of stdin aborts a running prompt, deactivates everything and exits 0.
 
 mod config;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use dispatch_kernel::abi::Extension;
-use dispatch_kernel::host::{ExtensionState, Host};
+use clap::{Parser, Subcommand};
+use dispatch_kernel::host::{ExtensionState, Host, HostConfig};
+use dispatch_sdk::Runtime;
+use dispatch_sdk::rpc::{RpcOptions, serve as serve_rpc};
 use dispatch_transport_kit::LISTENER;
 use tracing_subscriber::EnvFilter;
 
@@ -20,29 +29,6 @@ use crate::config::FileConfig;
 
 /// The extension whose config table `--bind` and `DISPATCH_TOKEN` fill in.
 const HTTP_EXTENSION: &str = "transport-http";
-
-/// Every extension the server runs, as constructors. Order is only the tie-break of the
-/// dependency sort (rule: one explicit list, no registration magic).
-pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
-    || Arc::new(dispatch_clock::ClockExtension),
-    || Arc::new(dispatch_storage_sqlite::StorageSqliteExtension::default()),
-    || Arc::new(dispatch_conversation_store::ConversationStoreExtension),
-    || Arc::new(dispatch_model_catalog::ModelCatalogExtension),
-    || Arc::new(dispatch_provider_openai::ProviderOpenaiExtension::default()),
-    || Arc::new(dispatch_provider_anthropic::ProviderAnthropicExtension::default()),
-    || Arc::new(dispatch_provider_echo::ProviderEchoExtension),
-    || Arc::new(dispatch_system_prompt::SystemPromptExtension),
-    || Arc::new(dispatch_session_orchestrator::SessionOrchestratorExtension::default()),
-    || Arc::new(dispatch_transport_http::TransportHttpExtension::default()),
-    || Arc::new(dispatch_transport_ws::TransportWsExtension::default()),
-    || Arc::new(dispatch_exec_backend::ExecBackendExtension),
-    || Arc::new(dispatch_tool_fs::ToolFsExtension),
-    || Arc::new(dispatch_tool_shell::ToolShellExtension),
-    || Arc::new(dispatch_tool_todo::ToolTodoExtension::default()),
-    || Arc::new(dispatch_tool_skills::ToolSkillsExtension),
-    || Arc::new(dispatch_tool_web_search::ToolWebSearchExtension::default()),
-    || Arc::new(dispatch_tool_testkit::ToolTestkitExtension),
-];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,11 +38,11 @@ pub const CORE_EXTENSIONS: &[fn() -> Arc<dyn Extension>] = &[
 )]
 struct Cli {
     /// Path of dispatch.toml (default: ./dispatch.toml, then ~/.config/dispatch/dispatch.toml).
-    #[arg(long, env = "DISPATCH_CONFIG")]
+    #[arg(long, env = "DISPATCH_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Where databases and journals live (default: $XDG_DATA_HOME/dispatch, else
     /// ~/.local/share/dispatch).
-    #[arg(long, env = "DISPATCH_DATA_DIR")]
+    #[arg(long, env = "DISPATCH_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:24203; port 0 picks a free port). Any
     /// non-loopback address requires a token.
@@ -69,6 +55,19 @@ struct Cli {
     /// Print each extension's id, version, tier and state, then exit.
     #[arg(long)]
     list_extensions: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve newline-delimited JSON commands on stdin, answers and events on stdout (no
+    /// HTTP; exits when stdin closes).
+    Rpc {
+        /// When set, the first command must be `hello` with this token.
+        #[arg(long = "rpc-token", env = "DISPATCH_RPC_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,9 +83,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let (config, path) = FileConfig::load(cli.config.as_deref())?;
-    init_logging(config.host.log.as_deref());
-    let extensions: Vec<Arc<dyn Extension>> = CORE_EXTENSIONS.iter().map(|make| make()).collect();
     let mut host_config = config.host_config();
+    host_config.data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
+    if let Some(Command::Rpc { token }) = cli.command {
+        init_logging(config.host.log.as_deref(), "warn");
+        return run_rpc(host_config, token);
+    }
+    init_logging(config.host.log.as_deref(), "info");
     let http = host_config
         .extensions
         .entry(HTTP_EXTENSION.to_string())
@@ -97,12 +103,8 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(token) = cli.token.as_ref().filter(|t| !t.is_empty()) {
         http.insert("token".into(), toml::Value::String(token.clone()));
     }
-    host_config.data_dir = cli
-        .data_dir
-        .clone()
-        .unwrap_or_else(config::default_data_dir);
-    let mut host = Host::new(extensions, host_config)?;
     if cli.list_extensions {
+        let mut host = Host::new(dispatch_sdk::core_extensions(), host_config)?;
         host.plan()?;
         print!("{}", extension_table(&host));
         return Ok(());
@@ -111,32 +113,63 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(host, path))
+    runtime.block_on(serve(host_config, path))
 }
 
-async fn serve(mut host: Host, config_path: Option<PathBuf>) -> Result<()> {
+async fn serve(host_config: HostConfig, config_path: Option<PathBuf>) -> Result<()> {
     let mut signals = Signals::register();
     tracing::info!(
         config = %config_path.as_deref().map_or("(defaults)".into(), |p| p.display().to_string()),
         version = env!("CARGO_PKG_VERSION"),
         "Dispatch starting"
     );
-    let report = host.activate().await?;
-    for (id, reason) in &report.disabled {
+    let runtime = Runtime::builder().config(host_config).build().await?;
+    for (id, reason) in &runtime.report().disabled {
         tracing::warn!(ext = %id, reason = %reason, "Extension disabled");
     }
-    tracing::info!(order = %report.activated.join(" -> "), "Dispatch ready");
+    tracing::info!(order = %runtime.report().activated.join(" -> "), "Dispatch ready");
     // The first stdout line, for people and for scripts that started us with `--bind :0`.
-    if let Ok(listener) = host.services().get(&LISTENER) {
+    if let Ok(listener) = runtime.services().get(&LISTENER) {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "dispatch-server listening on {}", listener.url());
         let _ = stdout.flush();
     }
     let signal = signals.recv().await;
     tracing::info!(signal, "Dispatch shutting down");
-    let failures = host.deactivate().await;
+    let failures = runtime.shutdown().await;
     tracing::info!(failures = failures.len(), "Dispatch stopped");
     Ok(())
+}
+
+/// `dispatch-server rpc`: the runtime without network extensions, driven over stdio.
+fn run_rpc(host_config: HostConfig, token: Option<String>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let mut signals = Signals::register();
+        let mut builder = Runtime::builder().config(host_config);
+        for id in dispatch_sdk::NETWORK_EXTENSIONS {
+            builder = builder.without(*id);
+        }
+        let dispatch = builder.build().await?;
+        tracing::info!(order = %dispatch.report().activated.join(" -> "), "Dispatch RPC ready");
+        let input = tokio::io::BufReader::new(tokio::io::stdin());
+        let options = RpcOptions { token };
+        let served = tokio::select! {
+            served = serve_rpc(&dispatch, input, tokio::io::stdout(), options) => served,
+            signal = signals.recv() => {
+                tracing::info!(signal, "Dispatch RPC interrupted");
+                Ok(())
+            }
+        };
+        dispatch.shutdown().await;
+        served.context("rpc mode failed")
+    });
+    // A read of stdin may still block a worker thread (after a signal): do not wait for it.
+    runtime.shutdown_background();
+    outcome
 }
 
 /// SIGINT and SIGTERM, registered before the server reports ready so a signal that arrives
@@ -194,14 +227,15 @@ impl Signals {
     }
 }
 
-fn init_logging(config_filter: Option<&str>) {
+/// Logs go to stderr: `DISPATCH_LOG`, else the config's `[host] log`, else `default`.
+fn init_logging(config_filter: Option<&str>, default: &str) {
     let filter = std::env::var("DISPATCH_LOG")
         .ok()
         .or_else(|| config_filter.map(str::to_string))
-        .unwrap_or_else(|| "info".to_string());
+        .unwrap_or_else(|| default.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|err| {
-        eprintln!("dispatch-server: invalid log filter `{filter}` ({err}); using `info`");
-        EnvFilter::new("info")
+        eprintln!("dispatch-server: invalid log filter `{filter}` ({err}); using `{default}`");
+        EnvFilter::new(default)
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

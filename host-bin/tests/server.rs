@@ -154,7 +154,8 @@ fn lists_extensions_with_version_tier_and_state() {
     );
     assert_eq!(rows[10], ["transport-http", "0.1.0", "core", "enabled"]);
     assert_eq!(rows[11], ["transport-ws", "0.1.0", "core", "enabled"]);
-    assert_eq!(rows[12], ["exec-backend", "0.1.0", "core", "enabled"]);
+    assert_eq!(rows[12], ["runs", "0.1.0", "standard", "enabled"]);
+    assert_eq!(rows[13], ["exec-backend", "0.1.0", "core", "enabled"]);
     let standard = [
         "tool-fs",
         "tool-shell",
@@ -163,10 +164,10 @@ fn lists_extensions_with_version_tier_and_state() {
         "tool-web-search",
         "tool-testkit",
     ];
-    for (row, id) in rows[13..].iter().zip(standard) {
+    for (row, id) in rows[14..].iter().zip(standard) {
         assert_eq!(row, &[id, "0.1.0", "standard", "enabled"]);
     }
-    assert_eq!(rows.len(), 19);
+    assert_eq!(rows.len(), 20);
 }
 
 #[test]
