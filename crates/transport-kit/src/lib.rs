@@ -10,7 +10,12 @@
 //! - [`ApiError`]: the one mapping of [`SessionError`], [`StoreError`] and
 //!   [`SystemPromptError`] to an HTTP status and an [`ErrorResponse`] body.
 //!
+//! - [`input`]: the validation every HTTP route applies alike (ids, slugs, the
+//!   `Idempotency-Key` header, JSON bodies naming the field at fault, a turn's options).
+//!
 //! Invariant: no handler logic; nothing here binds a socket.
+
+pub mod input;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -53,6 +58,8 @@ pub struct RouteRegistry {
 struct Mounted {
     routers: Vec<(String, Router)>,
     merged: Option<Router>,
+    /// Bumped by every mount and unmount, so a server can cache what it builds on top.
+    generation: u64,
 }
 
 /// A mount that would shadow or duplicate a route.
@@ -85,6 +92,7 @@ impl RouteRegistry {
         })?;
         inner.routers = routers;
         inner.merged = Some(merged);
+        inner.generation += 1;
         Ok(())
     }
 
@@ -92,6 +100,7 @@ impl RouteRegistry {
     pub fn unmount(&self, owner: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.routers.retain(|(o, _)| o != owner);
+        inner.generation += 1;
         inner.merged = if inner.routers.is_empty() {
             None
         } else {
@@ -107,6 +116,16 @@ impl RouteRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .merged
             .clone()
+    }
+
+    /// The merged router with the registry's generation (which changes whenever the mounts
+    /// do): a server layering the router caches its result per generation.
+    pub fn snapshot(&self) -> Option<(u64, Router)> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner
+            .merged
+            .clone()
+            .map(|router| (inner.generation, router))
     }
 
     /// Who mounted routes, in mount order.
@@ -263,8 +282,11 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"b");
+        let (before, _) = registry.snapshot().unwrap();
         registry.unmount("b");
         assert_eq!(registry.owners(), vec!["a".to_string()]);
+        let (after, _) = registry.snapshot().unwrap();
+        assert_ne!(before, after, "a server's cache must see the change");
         let response = registry
             .router()
             .unwrap()

@@ -10,15 +10,13 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use dispatch_transport_kit::ApiError;
+use dispatch_transport_kit::input::check_id;
 use dispatch_wire::TodoListResponse;
 
 use crate::store::TodoStore;
 
 /// The route this extension mounts.
 pub const PATH: &str = "/conversations/{id}/todos";
-
-/// Longest accepted conversation id, in bytes.
-pub const MAX_ID_BYTES: usize = 128;
 
 /// The router to mount.
 pub fn router(store: Arc<TodoStore>) -> Router {
@@ -30,12 +28,7 @@ async fn list(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TodoListResponse>, ApiError> {
     let Path(id) = id.map_err(|rejection| ApiError::invalid("id", rejection.body_text()))?;
-    if !is_id(&id) {
-        return Err(ApiError::invalid(
-            "id",
-            format!("must be 1 to {MAX_ID_BYTES} characters of A-Z a-z 0-9 _ . : -"),
-        ));
-    }
+    check_id("id", &id)?;
     let record = store.get(&id).await.map_err(ApiError::internal)?;
     let (todos, updated_at) = match record {
         Some(record) => (record.todos, Some(record.updated_at)),
@@ -46,13 +39,4 @@ async fn list(
         todos,
         updated_at,
     }))
-}
-
-/// 1 to 128 bytes of `[A-Za-z0-9_.:-]` (the conversation id rule of the HTTP API).
-fn is_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_BYTES
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }

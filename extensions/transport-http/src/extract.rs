@@ -3,95 +3,24 @@
 //! ([`Query`] over [`FromQuery`]), path ids ([`ConversationId`], [`WorkspaceId`]) and the
 //! `Idempotency-Key` header ([`IdempotencyKey`]).
 //!
-//! serde's errors do not carry a path, so a body that fails to deserialize is located by
-//! its message (`unknown field`, `missing field`) or, for a wrong type, by removing one key
-//! at a time until the rest deserializes.
+//! The rules themselves (ids, slugs, JSON bodies naming the field at fault, the idempotency
+//! header, a turn's options) live in `transport_kit::input`, shared with every other route
+//! that takes the same input (the runs control plane, the todo route).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use dispatch_transport_kit::ApiError;
-use dispatch_wire::ErrorResponse;
+pub use dispatch_transport_kit::input::{
+    IDEMPOTENCY_KEY, bad_request, check_id, check_send, check_slug, check_text, idempotency_key,
+    is_id, is_request_id, parse_json, require_json,
+};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-
-/// Longest conversation id (and any other opaque id), in bytes.
-pub const MAX_ID: usize = 128;
 
 /// The body limit in force, put on every request by the app so rejections can say it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
-
-/// A 400 with an exact message and field.
-pub fn bad_request(field: Option<&str>, error: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        body: ErrorResponse {
-            error: error.into(),
-            field: field.map(str::to_owned),
-            code: Some("invalid".to_owned()),
-        },
-    }
-}
-
-/// 1 to 128 bytes of `[A-Za-z0-9_.:-]`.
-pub fn is_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-}
-
-/// A workspace slug: `^[a-z0-9][a-z0-9-]{0,63}$`.
-pub fn is_slug(id: &str) -> bool {
-    let bytes = id.as_bytes();
-    (1..=64).contains(&bytes.len())
-        && bytes[0] != b'-'
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if is_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("must be 1 to {MAX_ID} characters of A-Z a-z 0-9 _ . : -"),
-        ))
-    }
-}
-
-pub fn check_slug(field: &str, id: &str) -> Result<(), ApiError> {
-    if is_slug(id) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            "must be 1 to 64 characters of a-z 0-9 -, not starting with -",
-        ))
-    }
-}
-
-/// Non-blank text of at most `max` bytes without NUL.
-pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
-    if text.trim().is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if text.len() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} bytes"),
-        ));
-    }
-    if text.contains('\0') {
-        return Err(ApiError::invalid(field, "must not contain NUL"));
-    }
-    Ok(())
-}
 
 /// A JSON request body of type `T`. Requires `Content-Type: application/json` (a browser
 /// cannot send that cross-origin without a CORS preflight, so a foreign page cannot start
@@ -106,18 +35,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !is_json(content_type) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "expected a JSON body with Content-Type: application/json",
-            ));
-        }
+        require_json(req.headers())?;
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -140,84 +58,6 @@ pub fn too_large(limit: Option<usize>) -> ApiError {
         None => "the request body is too large".to_owned(),
     };
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", message)
-}
-
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-/// Parses a JSON object into `T`, naming the field at fault when it does not fit.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad_request(
-            None,
-            "the request body is empty: expected a JSON object",
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|err| bad_request(None, format!("malformed JSON: {err}")))?;
-    let Value::Object(map) = value else {
-        return Err(bad_request(
-            None,
-            format!("expected a JSON object, got {}", kind(&value)),
-        ));
-    };
-    let object = Value::Object(map);
-    match T::deserialize(&object) {
-        Ok(parsed) => Ok(parsed),
-        Err(err) => Err(locate::<T>(&object, &err.to_string())),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The text between the backticks following `prefix` in `message`.
-fn backticked<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    let rest = &message[message.find(prefix)? + prefix.len()..];
-    rest.split('`').next()
-}
-
-fn locate<T: DeserializeOwned>(object: &Value, message: &str) -> ApiError {
-    if let Some(field) = backticked(message, "unknown field `") {
-        let expected = message
-            .split_once(", expected ")
-            .map(|(_, expected)| format!(" (expected {expected})"))
-            .unwrap_or_default();
-        return bad_request(Some(field), format!("unknown field `{field}`{expected}"));
-    }
-    if let Some(field) = backticked(message, "missing field `") {
-        return bad_request(Some(field), format!("missing field `{field}`"));
-    }
-    if let Value::Object(map) = object {
-        for key in map.keys() {
-            let mut rest: Map<String, Value> = map.clone();
-            rest.remove(key);
-            let culprit = match T::deserialize(&Value::Object(rest)) {
-                Ok(_) => true,
-                Err(err) => err.to_string() == format!("missing field `{key}`"),
-            };
-            if culprit {
-                return ApiError::invalid(key, message);
-            }
-        }
-    }
-    bad_request(None, format!("invalid request body: {message}"))
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
@@ -381,33 +221,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkspaceId {
 /// The `Idempotency-Key` header: 1 to 128 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);
 
-/// The header's name.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
-            return Ok(IdempotencyKey(None));
-        };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|key| is_request_id(key))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    IDEMPOTENCY_KEY,
-                    format!("must be 1 to {MAX_ID} visible ASCII characters"),
-                )
-            })?;
-        Ok(IdempotencyKey(Some(key.to_owned())))
+        idempotency_key(&parts.headers).map(IdempotencyKey)
     }
-}
-
-/// 1 to 128 visible ASCII characters (an idempotency key or `requestId`).
-pub fn is_request_id(key: &str) -> bool {
-    (1..=MAX_ID).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -478,19 +297,5 @@ mod tests {
         );
         assert!(QueryPairs::parse(Some("a=%zz")).is_err());
         assert!(QueryPairs::parse(Some("a=%ff")).is_err());
-    }
-
-    #[test]
-    fn ids_and_slugs() {
-        assert!(is_id("c-1.2:x_y"));
-        assert!(!is_id(""));
-        assert!(!is_id("a/b"));
-        assert!(!is_id(&"a".repeat(129)));
-        assert!(is_slug("my-ws1"));
-        assert!(!is_slug("-x"));
-        assert!(!is_slug("Upper"));
-        assert!(is_json("application/json; charset=utf-8"));
-        assert!(is_json("application/merge-patch+json"));
-        assert!(!is_json("text/plain"));
     }
 }

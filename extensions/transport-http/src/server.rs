@@ -128,16 +128,19 @@ async fn fallback(
     Extension(meta): Extension<Arc<ApiMeta>>,
     req: Request,
 ) -> Response {
-    let Some(mounted) = state.routes().router() else {
+    let layered = state.mounted(|mounted| {
+        let rest = state.clone();
+        let meta = meta.clone();
+        mounted
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+            .fallback(move |req: Request| {
+                let (state, meta) = (rest.clone(), meta.clone());
+                async move { unmatched(state, meta, req).await }
+            })
+    });
+    let Some(service) = layered else {
         return unmatched(state, meta, req).await;
     };
-    let rest = state.clone();
-    let service = mounted
-        .route_layer(middleware::from_fn_with_state(state, require_token))
-        .fallback(move |req: Request| {
-            let (state, meta) = (rest.clone(), meta.clone());
-            async move { unmatched(state, meta, req).await }
-        });
     match service.oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},

@@ -2,9 +2,10 @@
 //! throughput ring and the server's shutdown token.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use axum::Router;
 use axum::http::StatusCode;
 use dispatch_kernel::abi::{
     CONVERSATION_STORE, ConversationStore, SESSION, SYSTEM_PROMPT, Session, SystemPromptService,
@@ -51,6 +52,8 @@ struct Inner {
     max_body_bytes: usize,
     cors_origins: Vec<String>,
     started: Instant,
+    /// The mounted routes with this app's layers, built once per registry generation.
+    mounted: Mutex<Option<(u64, Router)>>,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
                 max_body_bytes: config.max_body_bytes.max(1),
                 cors_origins: config.cors_origins.clone(),
                 started: Instant::now(),
+                mounted: Mutex::new(None),
             }),
         }
     }
@@ -95,6 +99,25 @@ impl AppState {
 
     pub fn routes(&self) -> &Arc<RouteRegistry> {
         &self.inner.parts.routes
+    }
+
+    /// The mounted routes as `layer` dresses them, rebuilt only when the mounts changed
+    /// (not per request); `None` when nothing is mounted.
+    pub fn mounted(&self, layer: impl FnOnce(Router) -> Router) -> Option<Router> {
+        let (generation, router) = self.inner.parts.routes.snapshot()?;
+        let mut cache = self
+            .inner
+            .mounted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((built_for, built)) = cache.as_ref() {
+            if *built_for == generation {
+                return Some(built.clone());
+            }
+        }
+        let built = layer(router);
+        *cache = Some((generation, built.clone()));
+        Some(built)
     }
 
     pub fn throughput(&self) -> &Throughput {

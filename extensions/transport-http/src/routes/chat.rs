@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 
-use crate::extract::{Body, IdempotencyKey, check_id, check_slug, check_text, is_request_id};
+use crate::extract::{Body, IdempotencyKey, check_send};
 use crate::openapi::{DocOutput, OperationDoc, Schemas, header as doc_header};
 use crate::state::AppState;
 
@@ -46,45 +46,21 @@ pub async fn chat(
         computer_id,
         request_id,
     } = request;
-    if let Some(id) = &conversation_id {
-        check_id("conversationId", id)?;
-    }
-    if message.trim().is_empty() {
-        return Err(ApiError::invalid("message", "must not be empty"));
-    }
-    if let Some(model) = &model {
-        check_text("model", model, 200)?;
-    }
-    if let Some(cwd) = &cwd {
-        check_text("cwd", cwd, 4096)?;
-    }
-    if let Some(workspace) = &workspace_id {
-        check_slug("workspaceId", workspace)?;
-    }
-    if let Some(computer) = &computer_id {
-        check_id("computerId", computer)?;
-    }
-    if let Some(id) = &request_id {
-        if !is_request_id(id) {
-            return Err(ApiError::invalid(
-                "requestId",
-                "must be 1 to 128 visible ASCII characters",
-            ));
-        }
-    }
+    let mut request = SendRequest {
+        conversation_id: conversation_id.map(Id::from),
+        text: message,
+        model,
+        reasoning_effort,
+        cwd,
+        workspace_id,
+        computer_id: computer_id.map(Id::from),
+        request_id,
+    };
+    check_send(&request)?;
+    // The header wins over the body's `requestId` (both were checked).
+    request.request_id = key.or(request.request_id);
     let session = state.session()?;
-    let accepted = session
-        .send(SendRequest {
-            conversation_id: conversation_id.map(Id::from),
-            text: message,
-            model,
-            reasoning_effort,
-            cwd,
-            workspace_id,
-            computer_id: computer_id.map(Id::from),
-            request_id: key.or(request_id),
-        })
-        .await?;
+    let accepted = session.send(request).await?;
     tracing::debug!(
         conversation_id = %accepted.conversation_id,
         turn_id = %accepted.turn_id,
